@@ -1,0 +1,144 @@
+"""Typed configuration: the schema of ``params.yaml``.
+
+Stages load ``params.yaml`` with :func:`load_params` and hand the typed sections to library code;
+library code never reads ``params.yaml`` itself. Unknown keys and wrong types are errors whose one
+line names the dotted key (``params.yaml: synthesize.kinds.surgicl: unknown key``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from unmask.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- download
+class SyntheticSource(_Section):
+    n_identities: int = Field(60, ge=1)
+    images_per_identity: int = Field(4, ge=1)
+    size: int = Field(128, ge=32, le=1024)     # render size in px (square)
+    glasses_prob: float = Field(0.15, ge=0, le=1)
+
+
+class FolderSource(_Section):
+    path: Optional[str] = None                  # a directory of photos
+    identity_from_subfolders: bool = True       # sub-folder name = identity; else one identity per file
+
+
+class UrlSource(_Section):
+    url: Optional[str] = None                   # http(s):// or file:// archive (.zip, .tar, .tar.gz, .tgz)
+    sha256: Optional[str] = None                # required for http(s)
+    subdir: Optional[str] = None                # folder inside the archive holding the photos
+    identity_from_subfolders: bool = True
+
+
+DataSourceName = Literal["synthetic", "folder", "url", "ffhq", "celeba", "celebamask_hq", "cmfd"]
+
+
+class DataConfig(_Section):
+    source: DataSourceName = "synthetic"
+    cache_dir: str = "data/external"           # where url/named datasets are downloaded and extracted
+    limit: Optional[int] = Field(None, ge=1)   # take at most this many images (None: all)
+    synthetic: SyntheticSource = SyntheticSource()
+    folder: FolderSource = FolderSource()
+    url: UrlSource = UrlSource()
+    dataset_root: Optional[str] = None          # named datasets: an already-downloaded copy (skips download)
+
+
+# --------------------------------------------------------------------------- align
+class AlignConfig(_Section):
+    size: int = Field(64, ge=16, le=1024)      # output side in px
+    min_eye_distance: float = Field(8.0, gt=0)  # px in the source image; smaller faces are rejected
+    detector_upsample: int = Field(1, ge=0, le=3)
+    use_source_landmarks: bool = True           # use the source's landmarks when it has them
+
+
+# --------------------------------------------------------------------------- synthesize
+OcclusionKind = Literal["surgical", "cloth", "n95", "kn95", "template", "centre_hole", "freeform"]
+
+
+class SynthesizeConfig(_Section):
+    kinds: dict[OcclusionKind, float] = Field(
+        default_factory=lambda: {"surgical": 0.3, "cloth": 0.25, "n95": 0.2, "kn95": 0.25})
+    variants_per_image: int = Field(1, ge=1)   # occluded versions made of each aligned image
+    templates: Optional[str] = None             # a MaskTheFace-format folder (masks.cfg + templates/)
+    centre_hole_fraction: float = Field(0.3, gt=0, lt=1)  # seed 002: 30 % of the side, white
+
+    @field_validator("kinds")
+    @classmethod
+    def _weights(cls, v: dict[str, float]) -> dict[str, float]:
+        if any(w < 0 for w in v.values()):
+            raise ValueError("weights must be >= 0")
+        if sum(v.values()) <= 0:
+            raise ValueError("at least one kind needs a positive weight")
+        return v
+
+    @model_validator(mode="after")
+    def _template_folder(self) -> "SynthesizeConfig":
+        if self.kinds.get("template", 0) > 0 and not self.templates:
+            raise ValueError("kinds.template > 0 needs synthesize.templates (a MaskTheFace folder)")
+        return self
+
+
+# --------------------------------------------------------------------------- split
+class SplitConfig(_Section):
+    val: float = Field(0.1, ge=0, lt=1)        # share of identities
+    test: float = Field(0.15, ge=0, lt=1)
+    clean_domain: float = Field(0.5, gt=0, lt=1)  # share of train identities given to the clean domain
+
+    @model_validator(mode="after")
+    def _room_for_train(self) -> "SplitConfig":
+        if self.val + self.test >= 1:
+            raise ValueError("val + test must leave identities for train (sum < 1)")
+        return self
+
+
+class Params(_Section):
+    model_config = ConfigDict(extra="allow", frozen=True)  # later issues add sections (studies, ...)
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    align: AlignConfig = AlignConfig()
+    synthesize: SynthesizeConfig = SynthesizeConfig()
+    split: SplitConfig = SplitConfig()
+
+
+def _format_error(source: str, err: ValidationError) -> str:
+    e = err.errors()[0]
+    key = ".".join(str(p) for p in e["loc"]) or "<root>"
+    if e["type"] == "extra_forbidden":
+        msg = "unknown key"
+    else:
+        msg = e["msg"].removeprefix("Value error, ")
+        if "input" in e and not isinstance(e["input"], (dict, list)):
+            msg += f" (got {e['input']!r})"
+    more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{source}: {key}: {msg}{more}"
+
+
+def parse_params(raw: dict, source: str = "params.yaml") -> Params:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: top level must be a mapping, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_error(source, err)) from None
+
+
+def load_params(path: str | os.PathLike = "params.yaml") -> Params:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    return parse_params(raw or {}, str(path))

@@ -1,0 +1,1 @@
+"""Data: sources (download), alignment, occlusion synthesis, splits and torch Datasets."""

