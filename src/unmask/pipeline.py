@@ -40,7 +40,7 @@ def run_download(params: Params, root: Path = Path("."), progress: bool = True) 
     from unmask.data.sources import download_source
 
     out = root / RAW_DIR
-    report = download_source(params.data, params.seed, out, progress=progress)
+    report = download_source(params.data, params.seed, out)
     summary = _write_summary(out / "summary.json", report)
     log.info("download: %s", summary)
     return summary

@@ -1,0 +1,8 @@
+"""Evaluation: image metrics (L1, L2, PSNR, SSIM, LPIPS, masked variants) and classical baselines."""
+
+from unmask.metrics.baselines import BASELINES, build_baseline
+from unmask.metrics.image import aggregate, compute_metrics
+from unmask.metrics.lpips_metric import LPIPSMetric, MetricUnavailable, load_lpips
+
+__all__ = ["BASELINES", "build_baseline", "aggregate", "compute_metrics", "LPIPSMetric",
+           "MetricUnavailable", "load_lpips"]

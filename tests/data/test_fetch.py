@@ -1,0 +1,233 @@
+"""Resumable, verified downloads against a local HTTP server, and safe archive extraction."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import stat
+import tarfile
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from unmask.data.fetch import EXTRACTED_MARKER, download, extract
+from unmask.errors import DownloadError
+
+PAYLOAD = os.urandom(300_000)
+SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Serves ``server.files``; honours ``Range`` unless ``server.honour_range`` is False, and cuts the
+    connection after ``server.drop_after`` body bytes when that is set."""
+
+    def log_message(self, *args) -> None:  # keep test output clean
+        pass
+
+    def do_GET(self) -> None:
+        srv = self.server
+        rng = self.headers.get("Range")
+        srv.requests.append((self.path, rng))
+        body = srv.files.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        start = 0
+        m = re.fullmatch(r"bytes=(\d+)-", rng or "")
+        if m and srv.honour_range:
+            start = int(m.group(1))
+            if start >= len(body):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(body)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        rest = body[start:]
+        self.send_header("Content-Length", str(len(rest)))
+        self.end_headers()
+        if srv.drop_after is not None:
+            self.wfile.write(rest[: srv.drop_after])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(rest)
+
+
+@pytest.fixture
+def server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.files = {"/data.bin": PAYLOAD}
+    srv.requests = []
+    srv.honour_range = True
+    srv.drop_after = None
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_truncated_transfer_keeps_part_and_resumes_with_range(server, tmp_path):
+    dest = tmp_path / "data.bin"
+    part = tmp_path / "data.bin.part"
+    server.drop_after = 100_000
+    with pytest.raises(DownloadError, match=r"truncated at 100000 of 300000 bytes"):
+        download(server.url + "/data.bin", dest, SHA, progress=False)
+    assert not dest.exists() and part.stat().st_size == 100_000
+
+    server.drop_after = None
+    assert download(server.url + "/data.bin", dest, SHA, progress=False) == dest
+    assert dest.read_bytes() == PAYLOAD and _sha(dest) == SHA and not part.exists()
+    assert server.requests[-1] == ("/data.bin", "bytes=100000-")
+
+
+def test_server_ignoring_range_restarts_from_zero(server, tmp_path):
+    dest = tmp_path / "data.bin"
+    (tmp_path / "data.bin.part").write_bytes(b"\0" * 5000)  # bytes that do not match the payload
+    server.honour_range = False
+    download(server.url + "/data.bin", dest, SHA, progress=False)
+    assert server.requests[-1][1] == "bytes=5000-"  # asked to resume, got a 200 and started over
+    assert dest.read_bytes() == PAYLOAD
+
+
+def test_part_already_complete_is_finished_without_body(server, tmp_path):
+    dest = tmp_path / "data.bin"
+    (tmp_path / "data.bin.part").write_bytes(PAYLOAD)  # e.g. interrupted between write and rename
+    download(server.url + "/data.bin", dest, SHA, progress=False)
+    assert dest.read_bytes() == PAYLOAD
+
+
+def test_checksum_mismatch_raises_and_leaves_nothing(server, tmp_path):
+    dest = tmp_path / "data.bin"
+    wrong = "0" * 64
+    url = server.url + "/data.bin"
+    with pytest.raises(DownloadError) as e:
+        download(url, dest, wrong, progress=False)
+    msg = str(e.value)
+    assert url in msg and wrong in msg and SHA in msg and "\n" not in msg
+    assert not dest.exists() and not (tmp_path / "data.bin.part").exists()
+
+
+def test_complete_dest_is_not_downloaded_again(server, tmp_path):
+    dest = tmp_path / "data.bin"
+    download(server.url + "/data.bin", dest, SHA, progress=False)
+    n = len(server.requests)
+    download(server.url + "/data.bin", dest, SHA, progress=False)
+    assert len(server.requests) == n
+
+    dest.write_bytes(b"stale")  # a corrupt copy is replaced
+    download(server.url + "/data.bin", dest, SHA, progress=False)
+    assert len(server.requests) == n + 1 and dest.read_bytes() == PAYLOAD
+
+
+def test_http_errors_and_schemes_are_one_line(server, tmp_path):
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        download(server.url + "/missing.bin", tmp_path / "x", None, progress=False)
+    with pytest.raises(DownloadError, match="unsupported url scheme 'ftp'"):
+        download("ftp://example.org/x.zip", tmp_path / "x", None, progress=False)
+
+
+def test_file_url(tmp_path):
+    src = tmp_path / "src.bin"
+    src.write_bytes(PAYLOAD)
+    dest = download(src.as_uri(), tmp_path / "out" / "copy.bin", SHA, progress=False)
+    assert dest.read_bytes() == PAYLOAD
+
+
+# --------------------------------------------------------------------------- extract
+def _tar(path: Path, members: list[tarfile.TarInfo | tuple[str, bytes]], mode: str = "w") -> Path:
+    with tarfile.open(path, mode) as tf:
+        for m in members:
+            if isinstance(m, tarfile.TarInfo):
+                tf.addfile(m)
+            else:
+                info = tarfile.TarInfo(m[0])
+                info.size = len(m[1])
+                tf.addfile(info, io.BytesIO(m[1]))
+    return path
+
+
+def _link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    return info
+
+
+def _zip(path: Path, members: list[tuple[str, bytes]], symlinks: dict[str, str] = {}) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members:
+            zf.writestr(name, data)
+        for name, target in symlinks.items():
+            info = zipfile.ZipInfo(name)
+            info.create_system = 3
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, target)
+    return path
+
+
+GOOD = ("ok/a.txt", b"fine")
+
+
+@pytest.mark.parametrize("make, member", [
+    (lambda p: _tar(p, [GOOD, ("../evil", b"x")]), "../evil"),
+    (lambda p: _tar(p, [GOOD, ("/abs/evil", b"x")]), "/abs/evil"),
+    (lambda p: _tar(p, [GOOD, _link("ok/escape", "../../outside")]), "ok/escape"),
+    (lambda p: _tar(p, [GOOD, _link("ok/abs", "/etc/passwd")]), "ok/abs"),
+    (lambda p: _tar(p, [GOOD, _link("ok/hard", "../outside", tarfile.LNKTYPE)]), "ok/hard"),
+    (lambda p: _zip(p, [GOOD, ("../evil", b"x")]), "../evil"),
+    (lambda p: _zip(p, [GOOD, ("/abs/evil", b"x")]), "/abs/evil"),
+    (lambda p: _zip(p, [GOOD], symlinks={"ok/escape": "../../outside"}), "ok/escape"),
+])
+def test_unsafe_members_are_rejected_before_anything_is_extracted(tmp_path, make, member):
+    archive = make(tmp_path / "bad.archive")
+    dest = tmp_path / "work" / "out"
+    with pytest.raises(DownloadError) as e:
+        extract(archive, dest)
+    msg = str(e.value)
+    assert str(archive) in msg and repr(member) in msg and "\n" not in msg
+    assert not dest.exists()
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == []  # no temp dir left either
+    assert not (tmp_path / "evil").exists() and not (tmp_path / "outside").exists()
+
+
+@pytest.mark.parametrize("suffix, mode", [(".tar", "w"), (".tar.gz", "w:gz"), (".tgz", "w:gz")])
+def test_extract_tar_keeps_links_that_stay_inside(tmp_path, suffix, mode):
+    archive = _tar(tmp_path / f"a{suffix}", [GOOD, _link("ok/b.txt", "a.txt")], mode)
+    out = extract(archive, tmp_path / "out")
+    assert (out / "ok" / "a.txt").read_bytes() == b"fine"
+    assert (out / "ok" / "b.txt").read_bytes() == b"fine"
+
+
+def test_extract_zip_then_rerun_is_skipped_until_the_archive_changes(tmp_path):
+    archive = _zip(tmp_path / "a.zip", [GOOD, ("ok/sub/c.txt", b"c")])
+    out = extract(archive, tmp_path / "out")
+    assert (out / "ok" / "sub" / "c.txt").read_bytes() == b"c" and (out / EXTRACTED_MARKER).is_file()
+    (out / "ok" / "a.txt").unlink()
+    extract(archive, out)  # marker matches: nothing redone
+    assert not (out / "ok" / "a.txt").exists()
+    _zip(archive, [GOOD, ("ok/sub/c.txt", b"changed!")])
+    extract(archive, out)
+    assert (out / "ok" / "a.txt").exists() and (out / "ok" / "sub" / "c.txt").read_bytes() == b"changed!"
+
+
+def test_not_an_archive(tmp_path):
+    p = tmp_path / "notes.zip"
+    p.write_text("hello")
+    with pytest.raises(DownloadError, match="not a zip or tar archive"):
+        extract(p, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
