@@ -58,7 +58,7 @@ class DataConfig(_Section):
 class AlignConfig(_Section):
     size: int = Field(64, ge=16, le=1024)      # output side in px
     min_eye_distance: float = Field(8.0, gt=0)  # px in the source image; smaller faces are rejected
-    detector_upsample: int = Field(1, ge=0, le=3)
+    detector_upsample: int = Field(0, ge=0, le=3)  # 0 finds faces >= ~80 px; 1 smaller ones, 4x slower
     use_source_landmarks: bool = True           # use the source's landmarks when it has them
 
 

@@ -44,8 +44,6 @@ def detect_faces(image: np.ndarray, upsample: int = 1) -> list[tuple[int, int, i
 
 def detect_landmarks(image: np.ndarray, upsample: int = 1) -> list[np.ndarray]:
     """68 landmarks, ``(68, 2) float32`` in pixel coordinates, for every face dlib detects."""
-    import dlib
-
     detector, predictor = _models()
     img = np.ascontiguousarray(image)
     out = []
