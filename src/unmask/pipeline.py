@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 from unmask.config import Params
@@ -22,16 +21,8 @@ SYNTH_DIR = Path("data/synth")
 SPLITS_DIR = Path("data/splits")
 
 
-def _summary(report) -> dict:
-    if hasattr(report, "to_dict"):
-        return report.to_dict()
-    if is_dataclass(report):
-        return asdict(report)
-    return dict(report)
-
-
 def _write_summary(path: Path, report) -> dict:
-    summary = _summary(report)
+    summary = report.to_dict()
     write_text(path, json.dumps(summary, indent=2, default=str) + "\n")
     return summary
 

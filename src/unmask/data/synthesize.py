@@ -42,7 +42,7 @@ class SynthReport:
     counts: dict[str, int] = field(default_factory=dict)
     kinds: dict[str, int] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"n_images": self.n_images, "n_rows": self.n_rows, "counts": self.counts, "kinds": self.kinds}
 
 
