@@ -43,7 +43,8 @@ def run_align(params: Params, root: Path = Path("."), progress: bool = True) -> 
     out = root / ALIGNED_DIR
     report = align_dataset(root / RAW_DIR, out, params.align, progress=progress)
     summary = _write_summary(out / "summary.json", report)
-    log.info("align: %s (rejected images and reasons: %s)", summary, out / "rejected.csv")
+    log.info("align: %s, %.1f images/s (rejected images and reasons: %s)", summary,
+             report.images_per_second, out / "rejected.csv")
     return summary
 
 

@@ -228,7 +228,10 @@ class AlignReport:
         return self.n_in / self.seconds if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "images_per_second": round(self.images_per_second, 2)}
+        """What the stage writes to summary.json: counts only, so re-runs give identical outputs."""
+        out = asdict(self)
+        del out["seconds"]
+        return out
 
 
 def _source_landmarks(values: Any, image_id: str) -> np.ndarray:

@@ -189,7 +189,11 @@ def url_rows(cfg: DataConfig, seed: int, rejected: list[Rejected]) -> Iterator[d
 # --------------------------------------------------------------------------- synthetic and named
 def synthetic_rows(cfg: DataConfig, seed: int, rejected: list[Rejected]) -> Iterator[dict[str, Any]]:
     from unmask.data.synthetic import generate_rows
-    return generate_rows(cfg.synthetic, seed, cfg.limit)
+
+    syn = cfg.synthetic
+    total = syn.n_identities * syn.images_per_identity
+    return iter(tqdm(generate_rows(syn, seed, cfg.limit), total=min(total, cfg.limit or total),
+                     desc="synthetic faces", unit="img", disable=None))
 
 
 def dataset_root(name: str, cfg: DataConfig) -> Path:
