@@ -1,0 +1,165 @@
+"""Re-compute a study's test metrics from its checkpoints, without retraining, beside the baselines.
+
+``evaluate_study`` rebuilds each finished trial's trainer from the configuration stored in its
+checkpoint, translates the test split and measures it exactly as training did (``compute_metrics`` on
+[0, 1], averaged over all test images), so LPIPS can be filled in later when its weights appear. The
+no-training baselines (``unmask.metrics.BASELINES``) are measured on the same images. The first test
+faces and every configuration's output on them are kept for the comparison figure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from unmask.data.torch_datasets import PairedDataset, batches
+from unmask.errors import UnmaskError
+from unmask.io.atomic import atomic_path
+from unmask.metrics import LPIPSMetric, MetricUnavailable, aggregate, build_baseline, compute_metrics, load_lpips
+from unmask.training import load_trainer
+
+EVAL_FILE = "eval.parquet"
+SAMPLES_FILE = "samples.npz"
+FINISHED = "TERMINATED"
+REQUIRED = ("trial_id", "cell", "cell_label", "seed", "status", "checkpoint")
+
+
+def _measure(outputs: Iterable[tuple[torch.Tensor, dict[str, torch.Tensor]]],
+             lpips: LPIPSMetric | MetricUnavailable, n_keep: int) -> tuple[dict[str, float], np.ndarray]:
+    """Mean metrics of (prediction in [-1, 1], batch) pairs; also the first ``n_keep`` predictions as uint8."""
+    per_batch, kept, n = [], [], 0
+    for pred, batch in outputs:
+        per_batch.append(compute_metrics((pred + 1) / 2, (batch["clean"].float() + 1) / 2,
+                                         mask=batch["mask"], lpips=lpips))
+        if n < n_keep:
+            kept.append(to_uint8(pred[: n_keep - n]))
+            n += len(kept[-1])
+    return aggregate(per_batch), np.concatenate(kept) if kept else np.zeros((0, 1, 1, 3), np.uint8)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B, C, H, W) in [-1, 1] -> (B, H, W, C) uint8 (C = 1 squeezed to (B, H, W))."""
+    arr = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    arr = arr.permute(0, 2, 3, 1).numpy()
+    return arr[..., 0] if arr.shape[-1] == 1 else arr
+
+
+def _check_trials(trials: pd.DataFrame) -> None:
+    missing = [c for c in REQUIRED if c not in trials.columns]
+    if missing:
+        raise UnmaskError(f"trials table: missing column {missing[0]!r} (need {', '.join(REQUIRED)})")
+
+
+def _first(trials: pd.DataFrame, column: str, default):
+    return trials[column].iloc[0] if column in trials.columns and len(trials) else default
+
+
+def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kinds: Sequence[str] | None,
+                   baselines: Sequence[str], lpips_weights_dir: str | os.PathLike | None,
+                   out_dir: str | os.PathLike, n_samples: int = 6, batch_size: int = 16,
+                   device: str = "cpu", progress: bool = True) -> pd.DataFrame:
+    """Test metrics of every trial (from its checkpoint) and of each baseline; writes
+    ``out_dir/eval.parquet`` and ``out_dir/samples.npz`` atomically and returns the table.
+
+    Rows: one per trial (``role`` "trial"; trials that did not finish keep their row with NaN metrics)
+    and one per baseline (``role`` "baseline", ``seed`` null). Columns: study, role, trial_id, cell,
+    cell_label, seed, status, test_<metric>..., lpips_note, checkpoint, steps, image_size,
+    data_source, n_test. ``samples.npz`` holds ``input``/``target`` (N, H, W, 3) and ``mask`` (N, H, W)
+    uint8, ``labels`` (one per column) and ``out_<i>`` for each label: the first finished trial of each
+    cell (in the trials' order), then the baselines. Unknown baselines raise ConfigError; unreadable checkpoints CheckpointError.
+    """
+    _check_trials(trials)
+    baseline_fns = {name: build_baseline(name, key="studies.<study>.baselines") for name in baselines}
+    lpips = load_lpips(str(lpips_weights_dir) if lpips_weights_dir else None)
+    lpips_note = lpips.reason if isinstance(lpips, MetricUnavailable) else ""
+    kinds = list(kinds) if kinds else None
+    study = _first(trials, "study", Path(out_dir).name)
+    datasets: dict[int | None, PairedDataset] = {}
+
+    def dataset(size: int | None) -> PairedDataset:
+        if size not in datasets:
+            datasets[size] = PairedDataset(test_split_dir, kinds=kinds, size=size)
+        return datasets[size]
+
+    rows: list[dict] = []
+    samples: dict[str, np.ndarray] = {}
+    sample_size: int | None = None
+    for _, t in tqdm(list(trials.iterrows()), desc=f"evaluate {study}", unit="trial", disable=None if progress else True):
+        row = {"study": study, "role": "trial", "trial_id": str(t["trial_id"]), "cell": t["cell"],
+               "cell_label": t["cell_label"], "seed": int(t["seed"]), "status": t["status"],
+               "lpips_note": lpips_note, "checkpoint": t["checkpoint"],
+               "steps": _opt_int(t.get("steps")), "image_size": _opt_int(t.get("image_size")),
+               "data_source": t.get("data_source", ""), "n_test": 0}
+        if t["status"] == FINISHED:
+            trainer = load_trainer(t["checkpoint"], device=device)
+            size = row["image_size"] or trainer.cfg.discriminator.image_size
+            row["image_size"] = row["image_size"] or size
+            sample_size = size if sample_size is None else sample_size
+            ds = dataset(size)
+            keep = n_samples if size == sample_size and t["cell_label"] not in samples else 0
+            means, kept = _measure(((trainer.translate(b["occluded"], b["mask"]), b)
+                                    for b in batches(ds, batch_size)), lpips, keep)
+            row.update({f"test_{k}": v for k, v in means.items()}, n_test=len(ds))
+            if keep:
+                samples[t["cell_label"]] = kept
+        rows.append(row)
+
+    size = sample_size if sample_size is not None else _opt_int(_first(trials, "image_size", None))
+    ds = dataset(size)
+    for name, fn in baseline_fns.items():
+        outputs = ((fn((b["occluded"] + 1) / 2, b["mask"]) * 2 - 1, b) for b in batches(ds, batch_size))
+        means, kept = _measure(outputs, lpips, n_samples)
+        samples[f"baseline: {name}"] = kept
+        rows.append({"study": study, "role": "baseline", "trial_id": f"baseline:{name}",
+                     "cell": json.dumps({"baseline": name}), "cell_label": name, "seed": None,
+                     "status": FINISHED, **{f"test_{k}": v for k, v in means.items()}, "lpips_note": lpips_note,
+                     "checkpoint": "", "steps": 0, "image_size": size or _native_size(ds),
+                     "data_source": _first(trials, "data_source", ""), "n_test": len(ds)})
+
+    table = pd.DataFrame(rows)
+    table["seed"] = table["seed"].astype("Int64")
+    if "test_lpips" not in table.columns:
+        table["test_lpips"] = np.nan
+    out_dir = Path(out_dir)
+    _write_samples(out_dir / SAMPLES_FILE, ds, n_samples, samples)
+    with atomic_path(out_dir / EVAL_FILE) as tmp:
+        table.to_parquet(tmp, index=False)
+    return table
+
+
+def _opt_int(v) -> int | None:
+    return None if v is None or pd.isna(v) else int(v)
+
+
+def _native_size(ds: PairedDataset) -> int:
+    return int(ds[0]["clean"].shape[-1])
+
+
+def _write_samples(path: Path, ds: PairedDataset, n: int, outputs: dict[str, np.ndarray]) -> None:
+    n = min(n, len(ds))
+    items = [ds[i] for i in range(n)]
+    arrays = {"input": to_uint8(torch.stack([it["occluded"] for it in items])),
+              "target": to_uint8(torch.stack([it["clean"] for it in items])),
+              "mask": to_uint8(torch.stack([it["mask"] for it in items]) * 2 - 1),
+              "labels": np.array(list(outputs), dtype=str)}
+    arrays.update({f"out_{i}": out[:n] for i, out in enumerate(outputs.values())})
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
+def load_samples(path: str | os.PathLike) -> dict[str, np.ndarray | list[str]]:
+    """``samples.npz`` as ``{"input", "target", "mask", "labels": [...], "outputs": [array per label]}``."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            labels = [str(s) for s in z["labels"]]
+            return {"input": z["input"], "target": z["target"], "mask": z["mask"], "labels": labels,
+                    "outputs": [z[f"out_{i}"] for i in range(len(labels))]}
+    except (OSError, KeyError, ValueError) as err:
+        raise UnmaskError(f"{path}: not a samples file ({str(err).splitlines()[0]})") from None

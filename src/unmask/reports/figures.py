@@ -1,0 +1,143 @@
+"""Report pictures and pages: the comparison grid (seed 000 Figures 21, 23), learning curves, and
+``write_reports``, which turns each study's results into ``reports/<study>.md`` + PNGs + an index.
+
+Plots are PNG files drawn with matplotlib's Agg backend: nothing needs a browser or a CDN.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import textwrap
+from pathlib import Path
+from typing import Any, Mapping
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import pandas as pd  # noqa: E402
+
+from unmask.errors import UnmaskError  # noqa: E402
+from unmask.io.atomic import atomic_path, write_text  # noqa: E402
+from unmask.reports.evaluate import EVAL_FILE, SAMPLES_FILE, load_samples  # noqa: E402
+from unmask.reports.paper import paper_table  # noqa: E402
+from unmask.reports.tables import METRICS, best_cells, study_table  # noqa: E402
+
+CELL_PX = 128      # one face in the comparison grid
+LABEL_PX = 40      # column labels above the grid
+DPI = 100
+CURVES_FILE = "curves.parquet"
+TRIALS_FILE = "trials.parquet"
+
+
+def _save(fig: plt.Figure, path: str | os.PathLike) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI)
+    plt.close(fig)
+    return Path(path)
+
+
+def comparison_figure(samples_path: str | os.PathLike, out_path: str | os.PathLike) -> Path:
+    """PNG grid: one row per test face; columns input, target, then each configuration's output (and
+    the baselines), labelled on top. ``CELL_PX`` px per face, so the size is (columns x 128,
+    rows x 128 + 40)."""
+    s = load_samples(samples_path)
+    columns = [("input", s["input"]), ("target", s["target"]), *zip(s["labels"], s["outputs"])]
+    n_rows, n_cols = len(s["input"]), len(columns)
+    if n_rows == 0:
+        raise UnmaskError(f"{samples_path}: no test faces to show")
+    width, height = n_cols * CELL_PX, n_rows * CELL_PX + LABEL_PX
+    fig = plt.figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+    for c, (label, images) in enumerate(columns):
+        fig.text((c + 0.5) / n_cols, 1 - 2 / height, textwrap.fill(label, 20), ha="center", va="top", fontsize=7)
+        for r in range(n_rows):
+            ax = fig.add_axes((c / n_cols, 1 - (LABEL_PX + (r + 1) * CELL_PX) / height, 1 / n_cols, CELL_PX / height))
+            ax.imshow(images[r], interpolation="nearest")
+            ax.set_axis_off()
+    return _save(fig, out_path)
+
+
+def learning_curves(curves_path: str | os.PathLike, out_path: str | os.PathLike,
+                    labels: Mapping[str, str] | None = None) -> Path:
+    """PNG with one panel per logged metric (train losses and ``val_`` metrics) and one line per trial
+    (``labels``: trial_id -> legend text, e.g. "cell seed=0")."""
+    try:
+        curves = pd.read_parquet(curves_path, columns=["trial_id", "step", "metric", "value"])
+    except (OSError, ValueError, KeyError) as err:
+        raise UnmaskError(f"{curves_path}: not a curves table ({str(err).splitlines()[0]})") from None
+    metrics = sorted(curves["metric"].unique(), key=lambda m: (not m.startswith("val_"), m))
+    if not metrics:
+        raise UnmaskError(f"{curves_path}: no learning curves recorded")
+    n_cols = min(3, len(metrics))
+    n_rows = math.ceil(len(metrics) / n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.2 * n_cols, 3.0 * n_rows), dpi=DPI, squeeze=False)
+    labels = labels or {}
+    for ax, metric in zip(axes.flat, metrics):
+        part = curves[curves["metric"] == metric]
+        for trial_id, rows in part.groupby("trial_id", sort=True):
+            rows = rows.sort_values("step")
+            ax.plot(rows["step"], rows["value"], lw=1, label=labels.get(str(trial_id), str(trial_id)))
+        ax.set_title(metric, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.set_axis_off()
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=min(4, len(names)), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.04 + 0.02 * math.ceil(len(names) / 4), 1, 1))
+    return _save(fig, out_path)
+
+
+def _meta(name: str, study: Any) -> dict[str, Any]:
+    raw = study.model_dump() if hasattr(study, "model_dump") else dict(study or {})
+    return {"name": name, **raw}
+
+
+def _trial_labels(study_dir: Path) -> dict[str, str]:
+    path = study_dir / TRIALS_FILE
+    if not path.is_file():
+        return {}
+    t = pd.read_parquet(path, columns=["trial_id", "cell_label", "seed"])
+    return {str(r.trial_id): f"{r.cell_label} seed={r.seed}" for r in t.itertuples()}
+
+
+def write_reports(results_dir: str | os.PathLike, reports_dir: str | os.PathLike,
+                  studies: Mapping[str, Any]) -> list[Path]:
+    """For each study (name -> its params entry: ``title``, ``reference``, ``kinds``...) read
+    ``results/<study>/{eval.parquet, samples.npz, curves.parquet}`` and write ``reports/<study>.md``,
+    ``<study>.png``, ``<study>_curves.png`` (when curves exist) and ``reports/README.md``. Returns the
+    files written. A study without ``eval.parquet`` raises UnmaskError (run the evaluate stage)."""
+    results_dir, reports_dir = Path(results_dir), Path(reports_dir)
+    written: list[Path] = []
+    index = ["# Study reports", "",
+             "Re-runs of seed 000's comparisons (see each page for data source, image size, steps and seeds). "
+             "Headline: the best configuration per metric (mean over seeds).", ""]
+    for name, study in studies.items():
+        meta = _meta(name, study)
+        study_dir = results_dir / name
+        eval_path = study_dir / EVAL_FILE
+        if not eval_path.is_file():
+            raise UnmaskError(f"{eval_path}: missing; run the evaluate stage for study {name!r} first")
+        eval_df = pd.read_parquet(eval_path)
+        paper = paper_table(meta.get("reference"), where=f"studies.{name}.reference")
+        page = [study_table(eval_df, meta, paper)]
+        if (study_dir / SAMPLES_FILE).is_file():
+            written.append(comparison_figure(study_dir / SAMPLES_FILE, reports_dir / f"{name}.png"))
+            page += ["", f"![input, target and each configuration's output on the same test faces]({name}.png)"]
+        if (study_dir / CURVES_FILE).is_file():
+            written.append(learning_curves(study_dir / CURVES_FILE, reports_dir / f"{name}_curves.png",
+                                           _trial_labels(study_dir)))
+            page += ["", f"![learning curves]({name}_curves.png)"]
+        write_text(reports_dir / f"{name}.md", "\n".join(page) + "\n")
+        written.append(reports_dir / f"{name}.md")
+        index += [f"## [{meta.get('title') or name}]({name}.md)", ""]
+        best = best_cells(eval_df)
+        index += [f"- best {METRICS[m][0]}: {', '.join(labels)} ({value:.4g})" for m, (labels, value) in best.items()]
+        if "lpips" not in best and "test_lpips" in eval_df:
+            notes = sorted({n for n in eval_df["lpips_note"].fillna("") if n})
+            index.append(f"- LPIPS: {notes[0] if notes else 'n/a'}")
+        index.append("")
+    write_text(reports_dir / "README.md", "\n".join(index))
+    written.append(reports_dir / "README.md")
+    return written

@@ -1,0 +1,128 @@
+"""The published numbers of seed 000 (Tables 3, 4, 5, 7, 8, 9), shown beside ours in every report.
+
+Every value is copied from the seed's text (``../shared/seeds/000_*.txt``) or ``REFERENCE.md``. All were
+measured at 256 px on FFHQ (clean) / CMFD (correctly masked MaskedFace-Net) with 28,720 unpaired training
+images per domain, batch 4 (7,180 iterations per epoch) and 8,608 test images (seed 000, Section 4.3).
+A study names its table with ``reference: paper_tableN`` in params.yaml.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from unmask.errors import ConfigError
+
+PAPER_DATA = "FFHQ / CMFD, 256 px, 28,720 train images per domain, batch 4 (7,180 iterations per epoch)"
+METRICS = ("l1", "l2", "psnr", "ssim", "lpips")
+
+
+@dataclass(frozen=True)
+class PaperColumn:
+    """One configuration of a published table; ``metrics`` holds only what the paper reports."""
+
+    label: str
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class PaperTable:
+    """A published table: where it comes from, its training setting, and its columns."""
+
+    source: str
+    setting: str
+    columns: tuple[PaperColumn, ...]
+    note: str = ""
+
+
+def _cols(labels: list[str], rows: dict[str, list[float]]) -> tuple[PaperColumn, ...]:
+    """Columns from the paper's row-per-metric layout."""
+    return tuple(PaperColumn(label, {m: vals[i] for m, vals in rows.items()}) for i, label in enumerate(labels))
+
+
+PAPER: dict[str, PaperTable] = {
+    "paper_table3": PaperTable(
+        source="seed 000, Table 3 (loss functions, CycleGAN)",
+        setting=f"CycleGAN, StarGAN networks, 2 epochs; {PAPER_DATA}",
+        columns=_cols(
+            ["M λ0.1", "H λ0.01", "W λ0.01", "W λ0.1", "L λ0.1", "RH λ0.1", "RL λ0.1"],
+            {"l1": [0.0784, 0.0564, 0.0526, 0.0453, 0.3459, 0.0654, 0.1186],
+             "l2": [0.0102, 0.0087, 0.0075, 0.0059, 0.1657, 0.0093, 0.0268],
+             "psnr": [20.025, 20.806, 21.464, 22.443, 7.8544, 20.473, 15.846],
+             "ssim": [0.7456, 0.8135, 0.8190, 0.8202, 0.0146, 0.7068, 0.4328],
+             "lpips": [0.1575, 0.1280, 0.1149, 0.1153, 0.4397, 0.1868, 0.3998]}),
+        # the seed's extracted header lists 6 loss labels (M H W L RH RL) over 7 columns; REFERENCE.md
+        # names the 4th column WGAN λ0.1, so the 3rd is read as WGAN λ0.01
+        note="M = minimax, H = hinge, W = Wasserstein (WGAN-GP), L = least squares, R = relativistic. "
+             "The extracted header has six loss labels for seven columns; the third is read as W λ0.01.",
+    ),
+    "paper_table4": PaperTable(
+        source="seed 000, Table 4 (approaches, CycleGAN)",
+        setting=f"CycleGAN, WGAN λadv 0.1 (the WGAN column is Table 3's 2-epoch run; epochs of the others "
+                f"not stated); {PAPER_DATA}",
+        columns=_cols(
+            ["WGAN (normal)", "Residual", "Mask", "Bin Mask", "DMFN (segment)"],
+            {"l1": [0.0453, 0.0352, 0.0263, 0.0427, 0.0153],
+             "l2": [0.0059, 0.0070, 0.0068, 0.0081, 0.0024],
+             "psnr": [22.443, 21.652, 21.879, 20.967, 26.425],
+             "ssim": [0.8202, 0.8823, 0.9016, 0.7990, 0.9193],
+             "lpips": [0.1153, 0.0978, 0.0840, 0.1434, 0.0382]}),
+        note="DMFN with segmentation is a state-of-the-art reference; its FFHQ training may overlap the test set.",
+    ),
+    "paper_table5": PaperTable(
+        source="seed 000, Table 5 (unified StarGAN, 1 or 2 discriminators)",
+        setting=f"StarGAN generator, 2 epochs (compared directly with Table 3); {PAPER_DATA}",
+        columns=_cols(
+            ["Hinge λ0.01 ndisc 1", "WGAN λ0.1 ndisc 1", "WGAN λ0.1 ndisc 2", "WGAN λ1 ndisc 2"],
+            {"l1": [0.4416, 0.4049, 0.1558, 0.4005],
+             "l2": [0.2682, 0.2232, 0.0403, 0.2204],
+             "psnr": [5.7563, 6.5389, 13.981, 6.5921],
+             "ssim": [0.0149, 0.0271, 0.3518, 0.3130],
+             "lpips": [0.7879, 0.7005, 0.4361, 0.4854]}),
+    ),
+    "paper_table7": PaperTable(
+        source="seed 000, Table 7 (discriminators, CycleGAN)",
+        setting=f"CycleGAN, StarGAN generator, WGAN λadv 0.1 (\"Original\" is Table 3's 2-epoch run; epochs "
+                f"of the others not stated); {PAPER_DATA}",
+        columns=_cols(
+            ["Original", "StarGAN", "PatchGAN", "RED"],
+            {"l1": [0.0453, 0.0483, 0.0896, 0.0460],
+             "l2": [0.0059, 0.0065, 0.0184, 0.0057],
+             "psnr": [22.443, 21.993, 17.446, 22.507],
+             "ssim": [0.8202, 0.8098, 0.6645, 0.8164],
+             "lpips": [0.1153, 0.1304, 0.2480, 0.1330]}),
+    ),
+    "paper_table8": PaperTable(
+        source="seed 000, Table 8 (generators)",
+        setting=f"CycleGAN; the normal-approach column trained 50 epochs, epochs of the others not stated; "
+                f"{PAPER_DATA}",
+        columns=_cols(
+            ["N / R / D", "M / R / D", "M / R / S", "M / R dil2 / S", "M / D / S", "M / D / D"],
+            {"l1": [0.0320, 0.0215, 0.0218, 0.0184, 0.0253, 0.0192],
+             "l2": [0.0037, 0.0049, 0.0045, 0.0035, 0.0064, 0.0039],
+             "psnr": [24.418, 23.210, 23.741, 24.703, 22.173, 24.380],
+             "ssim": [0.8468, 0.8947, 0.9062, 0.9054, 0.8974, 0.9127],
+             "lpips": [0.0659, 0.0592, 0.0761, 0.0524, 0.0602, 0.0481]}),
+        note="Columns: approach (N normal, M mask) / blocks (R ResBlock, D DMFB) / encoder-decoder "
+             "(S StarGAN, D DMFN).",
+    ),
+    "paper_table9": PaperTable(
+        source="seed 000, Table 9 (best method vs image-completion state of the art)",
+        setting=f"ours = Table 8's M / D / D; the others as published by their authors; {PAPER_DATA}",
+        columns=_cols(
+            ["Ours (seed 000)", "Mask + DMFN", "DMFN", "GMCNN", "CA"],
+            {"psnr": [24.380, 26.425, 26.490, 25.880, 24.130],
+             "ssim": [0.9127, 0.9193, 0.8985, 0.8879, 0.8661],
+             "lpips": [0.0481, 0.0382, 0.0457, 0.0509, 0.0724]}),
+        note="Mask + DMFN may overlap its training and test sets.",
+    ),
+}
+
+
+def paper_table(key: str | None, where: str = "studies.<study>.reference") -> PaperTable | None:
+    """The published table named ``key`` (None -> None); an unknown key raises ConfigError naming ``where``."""
+    if key is None:
+        return None
+    try:
+        return PAPER[key]
+    except KeyError:
+        raise ConfigError(f"{where}: unknown paper table {key!r} (choose from {', '.join(sorted(PAPER))})") from None

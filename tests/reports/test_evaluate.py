@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+import torch
+
+from unmask.data.torch_datasets import PairedDataset, batches
+from unmask.errors import ConfigError, UnmaskError
+from unmask.metrics import BASELINES, aggregate, compute_metrics
+from unmask.reports import evaluate_study, load_samples
+from unmask.training import load_trainer
+
+from tests.reports.helpers import SIZE, make_splits, train_tiny, trial_row, trials_frame
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("study")
+    splits = make_splits(root)
+    _, ckpt = train_tiny(splits, root / "t0")
+    rows = [trial_row("t0", {"adv_loss": "lsgan"}, 0, ckpt),
+            trial_row("t1", {"adv_loss": "hinge"}, 0, root / "never-written.pt", status="ERROR")]
+    return splits, ckpt, trials_frame(rows), root
+
+
+def test_evaluate_reproduces_translate_metrics_and_adds_baselines(study, tmp_path):
+    splits, ckpt, trials, _ = study
+    table = evaluate_study(trials, splits / "test", None, ["input", "telea"], tmp_path / "no-weights",
+                           tmp_path / "out", n_samples=3, batch_size=3, progress=False)
+
+    ds = PairedDataset(splits / "test", size=SIZE)
+    expected = load_trainer(ckpt, device="cpu").evaluate(batches(ds, 4))
+    row = table[table.trial_id == "t0"].iloc[0]
+    for metric, value in expected.items():
+        assert row[f"test_{metric}"] == pytest.approx(value, rel=1e-6, abs=1e-9), metric
+    assert row["n_test"] == len(ds)
+
+    base = table[table.role == "baseline"].set_index("cell_label")
+    assert list(base.index) == ["input", "telea"]
+    occ, clean, mask = (torch.stack([ds[i][k] for i in range(len(ds))]) for k in ("occluded", "clean", "mask"))
+    want = aggregate([compute_metrics(BASELINES["input"]((occ + 1) / 2, mask), (clean + 1) / 2, mask=mask)])
+    assert base.loc["input", "test_psnr"] == pytest.approx(want["psnr"], rel=1e-6)
+    assert base.loc["telea", "test_l1_masked"] < base.loc["input", "test_l1_masked"]
+
+    failed = table[table.trial_id == "t1"].iloc[0]
+    assert failed["status"] == "ERROR" and np.isnan(failed["test_psnr"])
+    assert table["test_lpips"].isna().all()
+    assert table["lpips_note"].str.startswith("n/a: weights missing").all()
+    assert (tmp_path / "out" / "eval.parquet").is_file()
+
+
+def test_samples_hold_inputs_targets_and_each_output(study, tmp_path):
+    splits, ckpt, trials, _ = study
+    evaluate_study(trials, splits / "test", None, ["input"], None, tmp_path, n_samples=2, batch_size=4,
+                   progress=False)
+    s = load_samples(tmp_path / "samples.npz")
+    assert s["labels"] == ["adv_loss=lsgan", "baseline: input"]
+    assert s["input"].shape == s["target"].shape == (2, SIZE, SIZE, 3) and s["mask"].shape == (2, SIZE, SIZE)
+    assert all(o.shape == (2, SIZE, SIZE, 3) and o.dtype == np.uint8 for o in s["outputs"])
+    np.testing.assert_array_equal(s["outputs"][1], s["input"])   # the input baseline changes nothing
+    ds = PairedDataset(splits / "test", size=SIZE)
+    pred = load_trainer(ckpt, device="cpu").translate(ds[0]["occluded"][None], ds[0]["mask"][None])
+    got = torch.from_numpy(s["outputs"][0][0]).float().permute(2, 0, 1) / 127.5 - 1
+    assert (got - pred[0]).abs().max() <= 1 / 127.5
+
+
+def test_bad_inputs_give_one_line_errors(study, tmp_path):
+    splits, _, trials, _ = study
+    with pytest.raises(ConfigError, match="baselines.*'magic'"):
+        evaluate_study(trials, splits / "test", None, ["magic"], None, tmp_path, progress=False)
+    with pytest.raises(UnmaskError, match="missing column 'checkpoint'"):
+        evaluate_study(trials.drop(columns="checkpoint"), splits / "test", None, [], None, tmp_path, progress=False)
+    broken = trials.copy()
+    broken.loc[0, "checkpoint"] = str(tmp_path / "gone.pt")
+    with pytest.raises(UnmaskError, match="gone.pt: checkpoint not found"):
+        evaluate_study(broken, splits / "test", None, [], None, tmp_path, progress=False)
+    assert not (tmp_path / "eval.parquet").exists()

@@ -1,0 +1,59 @@
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from unmask.errors import UnmaskError
+from unmask.reports.figures import CELL_PX, LABEL_PX, comparison_figure, learning_curves, write_reports
+
+from tests.reports.test_tables import _eval_df
+
+
+def _samples(path, n=3, size=16, labels=("adv_loss=hinge", "baseline: telea")):
+    rng = np.random.default_rng(0)
+    img = lambda: rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)  # noqa: E731
+    arrays = {"input": img(), "target": img(), "mask": np.zeros((n, size, size), np.uint8),
+              "labels": np.array(labels), **{f"out_{i}": img() for i in range(len(labels))}}
+    np.savez(path, **arrays)
+    return path
+
+
+def _curves(path):
+    rows = [{"study": "s", "trial_id": t, "step": s, "metric": m, "value": float(s)}
+            for t in ("a", "b") for s in (1, 2, 3) for m in ("g_total", "val_l1")]
+    pd.DataFrame(rows).to_parquet(path)
+    return path
+
+
+def test_comparison_figure_has_a_cell_per_face_and_column(tmp_path):
+    out = comparison_figure(_samples(tmp_path / "s.npz"), tmp_path / "fig.png")
+    with Image.open(out) as im:
+        assert im.format == "PNG"
+        assert im.size == (4 * CELL_PX, 3 * CELL_PX + LABEL_PX)   # input, target, 2 outputs; 3 faces
+
+
+def test_learning_curves_png(tmp_path):
+    out = learning_curves(_curves(tmp_path / "c.parquet"), tmp_path / "c.png", {"a": "cell a seed=0"})
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.size[0] > 400
+    with pytest.raises(UnmaskError, match="not a curves table"):
+        learning_curves(tmp_path / "missing.parquet", tmp_path / "x.png")
+
+
+def test_write_reports_pages_pictures_and_index(tmp_path):
+    study_dir = tmp_path / "results" / "t3"
+    study_dir.mkdir(parents=True)
+    _eval_df().to_parquet(study_dir / "eval.parquet")
+    _samples(study_dir / "samples.npz")
+    _curves(study_dir / "curves.parquet")
+    studies = {"t3": {"title": "Adversarial loss", "reference": "paper_table3"}}
+    write_reports(tmp_path / "results", tmp_path / "reports", studies)
+    rep = tmp_path / "reports"
+    assert {p.name for p in rep.iterdir()} == {"t3.md", "t3.png", "t3_curves.png", "README.md"}
+    page = (rep / "t3.md").read_text()
+    assert "paper: W λ0.1" in page and "(t3.png)" in page and "(t3_curves.png)" in page
+    index = (rep / "README.md").read_text()
+    assert "[Adversarial loss](t3.md)" in index and "best L1: adv_loss=wgan_gp (0.06)" in index
+    assert "best PSNR (dB): adv_loss=hinge (21)" in index and "LPIPS: n/a: weights missing" in index
+    with pytest.raises(UnmaskError, match="missing; run the evaluate stage"):
+        write_reports(tmp_path / "results", rep, {"other": {}})
