@@ -1,0 +1,305 @@
+"""The training loop every framework shares: devices, optimisers, one-forward steps, fit, checkpoints.
+
+A step computes the generators' outputs once. On a generator step (every ``n_critic``-th step, as in
+StarGAN's code) the discriminators see those outputs once, not detached: the generator loss is
+backpropagated into the generators' weights only, the discriminator loss into the discriminators'
+weights only (``backward(inputs=...)``), then both optimisers step. That is the CycleGAN order
+(G update, then D update on the same fakes) without its second discriminator pass over the fakes.
+On a discriminator-only step the fakes are made without a graph.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from unmask.losses import build_adv_loss, build_recon_loss, gradient_penalty
+from unmask.metrics import aggregate, compute_metrics
+from unmask.metrics.lpips_metric import LPIPSMetric, MetricUnavailable
+from unmask.training.checkpoint import CheckpointError, load_state, save_state
+from unmask.training.config import TrainConfig
+from unmask.training.seeding import rng_state, seed_everything, set_rng_state
+
+Batch = dict[str, Tensor]
+Callback = Callable[[int, dict[str, float]], None]
+CHECKPOINT_NAME = "last.pt"
+
+
+@dataclass
+class Critique:
+    """One discriminator's verdict on real and fake images (fake logits carry the generator graph
+    on generator steps)."""
+
+    d_adv: Tensor                  # adversarial D loss
+    d_loss: Tensor                 # d_adv, plus lambda_gp * gp when the loss uses a penalty
+    g_loss: Tensor | None          # adversarial G loss (generator steps only)
+    gp: Tensor | None              # gradient penalty (unweighted)
+    real_cls: Tensor | None
+    fake_cls: Tensor | None
+
+
+@dataclass
+class StepLosses:
+    """What a framework's ``losses`` returns: the totals to minimise and the terms to log."""
+
+    g_total: Tensor | None
+    d_total: Tensor
+    logs: dict[str, Tensor]
+
+
+def with_classes(model_cfg: Any, n_classes: int) -> Any:
+    """A copy of a generator/discriminator config with ``n_classes`` set by the framework."""
+    return dataclasses.replace(model_cfg, n_classes=n_classes)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> cuda when available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Trainer:
+    """Base class; subclasses build their networks and define ``losses`` and ``_translate``.
+
+    Attributes: ``cfg``, ``device``, ``step`` (optimisation steps done), ``generators`` and
+    ``discriminators`` (ModuleDicts), ``opt_g``, ``opt_d``.
+    """
+
+    framework: str = ""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.device = resolve_device(cfg.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        self.amp = cfg.amp and self.device.type == "cuda"
+        channels_last = cfg.channels_last if cfg.channels_last is not None else self.device.type == "cuda"
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.adv = build_adv_loss(cfg.adv_loss, key="train.adv_loss")
+        self.recon = build_recon_loss(cfg.recon, key="train.recon")
+        self.n_critic = cfg.n_critic or self.adv.default_n_critic
+        seed_everything(cfg.seed)
+        gens, discs = self.build_networks()
+        self.generators = nn.ModuleDict(gens).to(self.device, memory_format=self.memory_format)
+        self.discriminators = nn.ModuleDict(discs).to(self.device, memory_format=self.memory_format)
+        self._g_params = list(self.generators.parameters())
+        self._d_params = list(self.discriminators.parameters())
+        self.opt_g = self._adam(self._g_params, cfg.lr_g)
+        self.opt_d = self._adam(self._d_params, cfg.lr_d)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
+        self.step = 0
+
+    # ------------------------------------------------------------------ subclass hooks
+    def build_networks(self) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
+        """(generators, discriminators) by role name."""
+        raise NotImplementedError
+
+    def losses(self, batch: Batch, update_g: bool) -> StepLosses:
+        """Both losses of one step; ``g_total`` only when ``update_g``."""
+        raise NotImplementedError
+
+    def _translate(self, occluded: Tensor, mask: Tensor | None) -> Tensor:
+        """occluded -> clean (on device, inside no_grad/eval/autocast)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ helpers for subclasses
+    def _adam(self, params: list[nn.Parameter], lr: float) -> torch.optim.Adam:
+        # fused on CUDA; on CPU the foreach (multi-tensor) path measured fastest (benchmarks/train_step.py)
+        fast = {"fused": True} if self.device.type == "cuda" else {"foreach": True}
+        return torch.optim.Adam(params, lr=lr, betas=self.cfg.betas, **fast)
+
+    def critique(self, d: nn.Module, real: Tensor, fake: Tensor, update_g: bool, domains: int = 1) -> Critique:
+        """Run ``d`` once on ``real`` and once on ``fake``; adversarial losses (+ gradient penalty).
+
+        With ``domains`` > 1 the batches hold that many equal chunks, chunk i of ``fake`` posing as
+        chunk i of ``real`` (a unified discriminator over several domains); every term is the sum
+        over the chunks, so its scale matches one discriminator per domain.
+        """
+        real_src, real_cls = d(real)
+        fake_src, fake_cls = d(fake)
+        pairs = list(zip(real_src.chunk(domains), fake_src.chunk(domains)))
+        d_adv = sum(self.adv.d_loss(r, f) for r, f in pairs)
+        d_loss, gp = d_adv, None
+        if self.adv.uses_gradient_penalty:
+            with torch.autocast(self.device.type, enabled=False):   # double backward in fp32
+                gp = domains * gradient_penalty(lambda x: d(x)[0].float(), real.float(), fake.float())
+            d_loss = d_adv + self.cfg.lambda_gp * gp
+        g_loss = sum(self.adv.g_loss(r, f) for r, f in pairs) if update_g else None
+        return Critique(d_adv, d_loss, g_loss, gp, real_cls, fake_cls)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp:
+            return torch.autocast(self.device.type, dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    def _to_device(self, batch: Batch) -> Batch:
+        out = {}
+        for k, v in batch.items():
+            v = v.to(self.device, non_blocking=True)
+            out[k] = v.contiguous(memory_format=self.memory_format) if v.dim() == 4 else v
+        return out
+
+    # ------------------------------------------------------------------ training
+    def train_step(self, batch: Batch) -> dict[str, float]:
+        """One discriminator update, plus a generator update every ``n_critic``-th step; returns the
+        loss terms of this step as floats."""
+        update_g = (self.step + 1) % self.n_critic == 0
+        with self._autocast():
+            out = self.losses(self._to_device(batch), update_g)
+        self.opt_g.zero_grad(set_to_none=True)
+        self.opt_d.zero_grad(set_to_none=True)
+        if update_g:
+            self.scaler.scale(out.g_total).backward(inputs=self._g_params, retain_graph=True)
+        self.scaler.scale(out.d_total).backward(inputs=self._d_params)
+        if update_g:
+            self.scaler.step(self.opt_g)
+        self.scaler.step(self.opt_d)
+        self.scaler.update()
+        self.step += 1
+        logs = dict(out.logs, d_total=out.d_total)
+        if out.g_total is not None:
+            logs["g_total"] = out.g_total
+        values = torch.stack([v.detach().float().reshape(()) for v in logs.values()]).tolist()  # one sync
+        return dict(zip(logs, values))
+
+    def fit(self, train_batches: Iterable[Batch], val_batches: Callable[[], Iterable[Batch]] | None = None,
+            callback: Callback | None = None, checkpoint_dir: str | os.PathLike | None = None,
+            lpips: LPIPSMetric | MetricUnavailable | None = None) -> dict[str, float]:
+        """Train until ``cfg.steps`` (or until ``train_batches`` runs out), from ``self.step``.
+
+        ``train_batches`` yields one batch per step; after :meth:`load_checkpoint` it should resume at
+        batch ``self.step`` for an exact continuation. ``callback(step, metrics)`` gets the running
+        means of the train terms every ``log_every`` steps and the ``val_``-prefixed validation
+        means (:meth:`evaluate` on ``val_batches()``) every ``val_every`` steps and at the end.
+        With ``checkpoint_dir``, ``<checkpoint_dir>/last.pt`` is written every ``checkpoint_every``
+        steps and at the end. Returns ``{"step", last train means..., last val means...}``.
+        """
+        cfg = self.cfg
+        ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        train_means: dict[str, float] = {}
+        val_means: dict[str, float] = {}
+        val_step = saved_step = -1
+        batches: Iterator[Batch] = iter(train_batches)
+
+        def flush() -> None:
+            train_means.clear()
+            train_means.update({k: sums[k] / counts[k] for k in sums})
+            sums.clear()
+            counts.clear()
+            if callback is not None:
+                callback(self.step, dict(train_means))
+
+        def validate() -> None:
+            nonlocal val_step
+            val_means.clear()
+            val_means.update({f"val_{k}": v for k, v in self.evaluate(val_batches(), lpips).items()})
+            val_step = self.step
+            if callback is not None:
+                callback(self.step, dict(val_means))
+
+        with tqdm(total=cfg.steps, initial=self.step, disable=None, desc=f"train {self.framework}") as bar:
+            while self.step < cfg.steps:
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    break
+                for k, v in self.train_step(batch).items():
+                    sums[k] = sums.get(k, 0.0) + v
+                    counts[k] = counts.get(k, 0) + 1
+                bar.update(1)
+                if self.step % cfg.log_every == 0:
+                    flush()
+                if val_batches is not None and cfg.val_every and self.step % cfg.val_every == 0:
+                    validate()
+                if ckpt is not None and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                    self.save_checkpoint(ckpt)
+                    saved_step = self.step
+        if sums:
+            flush()
+        if val_batches is not None and val_step != self.step:
+            validate()
+        if ckpt is not None and saved_step != self.step:
+            self.save_checkpoint(ckpt)
+        return {"step": float(self.step), **train_means, **val_means}
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def translate(self, occluded: Tensor, mask: Tensor | None = None) -> Tensor:
+        """occluded (B,3,H,W) in [-1, 1] -> clean estimate in [-1, 1] (float32, on ``occluded``'s
+        device); eval mode, no gradients, no RNG use."""
+        modes = [(m, m.training) for m in self.generators.modules()]
+        self.generators.eval()
+        try:
+            x = occluded.to(self.device).contiguous(memory_format=self.memory_format)
+            m = mask.to(self.device).contiguous(memory_format=self.memory_format) if mask is not None else None
+            with self._autocast():
+                out = self._translate(x, m)
+        finally:
+            for module, training in modes:
+                module.training = training
+        return out.float().clamp(-1, 1).to(occluded.device).contiguous()
+
+    def evaluate(self, batches: Iterable[Batch],
+                 lpips: LPIPSMetric | MetricUnavailable | None = None) -> dict[str, float]:
+        """Mean image metrics (``unmask.metrics.compute_metrics`` on [0, 1]) of :meth:`translate`
+        over paired batches (``occluded``, ``clean``, ``mask``)."""
+        per_batch = []
+        for batch in batches:
+            mask = batch.get("mask")
+            pred = self.translate(batch["occluded"], mask)
+            per_batch.append(compute_metrics((pred + 1) / 2, (batch["clean"].float() + 1) / 2,
+                                             mask=mask, lpips=lpips))
+        return aggregate(per_batch)
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Everything an exact resume needs (tensors and plain data only)."""
+        return {
+            "framework": self.framework,
+            "config": self.cfg.to_dict(),
+            "step": self.step,
+            "generators": self.generators.state_dict(),
+            "discriminators": self.discriminators.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng_state(),
+        }
+
+    def save_checkpoint(self, path: str | os.PathLike) -> None:
+        """Write :meth:`state_dict` atomically to ``path``."""
+        save_state(path, self.state_dict())
+
+    def load_checkpoint(self, path: str | os.PathLike) -> None:
+        """Restore networks, optimisers, scaler, step and every RNG from ``path``: the following
+        steps repeat those of the run that wrote it (bit-identical on CPU)."""
+        state = load_state(path)   # on cpu: RNG states must stay there; load_state_dict moves the rest
+        if state.get("framework") != self.framework:
+            raise CheckpointError(f"{path}: checkpoint of framework {state.get('framework')!r}, "
+                                  f"this trainer is {self.framework!r}")
+        try:
+            self.generators.load_state_dict(state["generators"])
+            self.discriminators.load_state_dict(state["discriminators"])
+            self.opt_g.load_state_dict(state["opt_g"])
+            self.opt_d.load_state_dict(state["opt_d"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise CheckpointError(f"{path}: does not fit this trainer's networks "
+                                  f"({str(err).splitlines()[0]})") from None
+        if state["scaler"]:   # empty when written without AMP (e.g. on cpu)
+            self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        set_rng_state(state["rng"])

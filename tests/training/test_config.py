@@ -1,0 +1,50 @@
+"""TrainConfig: defaults of seed 000, one-line errors naming the key, round trip through plain data."""
+
+from __future__ import annotations
+
+import pytest
+
+from unmask.errors import ConfigError
+from unmask.models import DiscriminatorConfig, GeneratorConfig
+from unmask.training import TrainConfig, build_trainer
+
+from tests.training.helpers import tiny_config
+
+
+def test_defaults_follow_the_paper() -> None:
+    cfg = TrainConfig()
+    assert (cfg.lr_g, cfg.lr_d, cfg.betas, cfg.batch_size) == (1e-4, 4e-4, (0.5, 0.9), 4)
+
+
+def test_round_trip_through_plain_data() -> None:
+    cfg = TrainConfig(adv_loss="wgan_gp", lambda_adv=0.1, generator=GeneratorConfig(approach="mask"),
+                      discriminator=DiscriminatorConfig(name="patchgan", image_size=64))
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize("raw, key", [
+    ({"lambda_adv": -1}, "train.lambda_adv"),
+    ({"lr_g": 0}, "train.lr_g"),
+    ({"betas": (0.5,)}, "train.betas"),
+    ({"n_critic": 0}, "train.n_critic"),
+    ({"n_discriminators": 3}, "train.n_discriminators"),
+    ({"device": "tpu"}, "train.device"),
+    ({"steps": 1.5}, "train.steps"),
+    ({"lambda_cylce": 1.0}, "train.lambda_cylce"),
+    ({"generator": {"approach": "masked"}}, "generator.approach"),
+    ({"discriminator": {"colour": 1}}, "train.discriminator.colour"),
+])
+def test_bad_values_name_the_key(raw: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        TrainConfig.from_dict(raw)
+
+
+@pytest.mark.parametrize("overrides, key", [
+    ({"framework": "pix2pix"}, "train.framework"),
+    ({"adv_loss": "wgan"}, "train.adv_loss"),
+    ({"recon": "l3"}, "train.recon"),
+])
+def test_unknown_names_are_config_errors(overrides: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as err:
+        build_trainer(tiny_config(**overrides))
+    assert "\n" not in str(err.value)
