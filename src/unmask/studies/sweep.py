@@ -1,0 +1,278 @@
+"""Run a study as one Ray Tune sweep tracked in MLflow, and write its results tables.
+
+``run_study`` expands the study into trials (:mod:`unmask.studies.grid`), starts or attaches to Ray,
+opens the study's MLflow parent run, runs one ``tune.Tuner`` over the trials and writes
+``<results_dir>/<study>/trials.parquet``, ``curves.parquet`` and ``metrics.json``.
+
+Resume: the Tune experiment lives at ``<sweep.storage_path>/<study>`` next to ``<study>.unmask-sweep.json``
+(fingerprints of the trial set and the data, and the parent run id). Running the study again with the same trials
+restores the experiment (``Tuner.restore(..., resume_errored=True)``): finished trials are not
+retrained, interrupted ones continue from their last checkpoint, and the same parent run is reopened.
+A changed trial set (grid, seeds, budget) or changed data starts the experiment afresh.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+import unmask
+from unmask.errors import UnmaskError
+from unmask.io.atomic import atomic_path, write_text
+from unmask.studies.config import StudiesParams, SweepConfig
+from unmask.studies.grid import Trial, expand_study, fingerprint
+from unmask.studies.trial import train_trial
+from unmask.tracking import configure, experiment_id, flat_params
+from unmask.training.base import CHECKPOINT_NAME
+
+log = logging.getLogger("unmask")
+
+METRICS = ("l1", "l2", "psnr", "ssim", "lpips", "l1_masked", "l2_masked", "psnr_masked")
+HIGHER_IS_BETTER = {"psnr", "ssim", "psnr_masked"}
+SELECT_BY = "val_psnr"           # the champion: best validation PSNR (never chosen on test)
+CHAMPION_ALIAS = "champion"
+STATE_FILE = "unmask-sweep.json"   # <storage>/<study>.unmask-sweep.json
+RAY_KEYS = {"timestamp", "checkpoint_dir_name", "done", "training_iteration", "trial_id", "date",
+            "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "time_since_restore",
+            "iterations_since_restore", "step", "train_time_s"}
+
+
+# --------------------------------------------------------------------------- Ray
+def _worker_env() -> dict[str, str]:
+    return {"MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+@contextlib.contextmanager
+def ray_session(cfg: SweepConfig) -> Iterator[None]:
+    """Attach to ``sweep.address`` / ``RAY_ADDRESS`` (shipping ``src/unmask``), or start a local
+    cluster bound to 127.0.0.1 without dashboard; a cluster started here is shut down after."""
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if ray.is_initialized():
+        yield
+        return
+    address = cfg.address or os.environ.get("RAY_ADDRESS")
+    package = str(Path(unmask.__file__).parent)
+    if address:
+        ray.init(address=address, runtime_env={"py_modules": [package], "env_vars": _worker_env()})
+    else:
+        src = str(Path(package).parent)
+        env = {**_worker_env(), "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", runtime_env={"env_vars": env})
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+# --------------------------------------------------------------------------- storage
+def _storage(cfg: SweepConfig, root: Path) -> str:
+    """The storage path Tune wants: a URI as given, a local path made absolute."""
+    if "://" in cfg.storage_path:
+        return cfg.storage_path.rstrip("/")
+    return str((root / cfg.storage_path).resolve())
+
+
+def _read_state(fs: pafs.FileSystem, path: str) -> dict[str, Any] | None:
+    try:
+        with fs.open_input_stream(path) as f:
+            return json.loads(f.read().decode())
+    except (FileNotFoundError, OSError, json.JSONDecodeError):
+        return None
+
+
+def _write_state(fs: pafs.FileSystem, path: str, state: dict[str, Any]) -> None:
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(path) as f:
+        f.write(json.dumps(state).encode())
+
+
+def _data_fingerprint(data_root: Path) -> list[tuple[str, int, int]]:
+    """(file, size, mtime) of every split file: new data starts the sweep afresh instead of resuming."""
+    return [(str(p.relative_to(data_root)), p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(data_root.rglob("*")) if p.is_file()]
+
+
+# --------------------------------------------------------------------------- results
+def _clean(v: Any) -> Any:
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
+def _last_line(error: BaseException | None) -> str:
+    lines = [] if error is None else [ln for ln in str(error).splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def trial_rows(results, trials: list[Trial], data_source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(trials table, learning curves) from a Tune ResultGrid, in the study's trial order."""
+    order = {(t["cell_label"], t["seed"]): i for i, t in enumerate(trials)}
+    rows, curves = [], []
+    for r in results:
+        trial: Trial = r.config["trial"]
+        m = r.metrics or {}
+        trial_id = m.get("trial_id") or Path(r.path).name
+        row: dict[str, Any] = {
+            "study": trial["study"], "trial_id": trial_id, "cell": json.dumps(trial["cell"]),
+            "cell_label": trial["cell_label"], "seed": trial["seed"],
+            "status": "ERROR" if r.error is not None else "TERMINATED"}
+        for split in ("val", "test"):
+            for k in METRICS:
+                row[f"{split}_{k}"] = float(m.get(f"{split}_{k}", math.nan))
+        row.update({k: float(v) for k, v in m.items()
+                    if k.startswith(("val_", "test_")) and isinstance(v, (int, float)) and k not in row})
+        row.update({
+            "lpips_note": m.get("lpips_note", ""), "mlflow_run_id": m.get("mlflow_run_id", ""),
+            "model_uri": m.get("model_uri", ""),
+            "checkpoint": f"{r.checkpoint.path}/{CHECKPOINT_NAME}" if r.checkpoint is not None else "",
+            "train_time_s": float(m.get("train_time_s", math.nan)), "steps": int(trial["train"]["steps"]),
+            "image_size": int(trial["image_size"]), "data_source": data_source,
+            "node_ip": m.get("node_ip", ""), "error": _last_line(r.error),
+            "_order": order.get((trial["cell_label"], trial["seed"]), len(order))})
+        rows.append(row)
+        df = r.metrics_dataframe
+        if df is not None and "step" in df:
+            for col in df.columns:
+                if col in RAY_KEYS or col.startswith("config/") or not pd.api.types.is_numeric_dtype(df[col]):
+                    continue
+                for step, value in zip(df["step"], df[col]):
+                    if not pd.isna(value):
+                        curves.append({"study": trial["study"], "trial_id": trial_id, "step": int(step),
+                                       "metric": col, "value": float(value)})
+    table = pd.DataFrame(rows).sort_values("_order").drop(columns="_order").reset_index(drop=True)
+    curve_cols = ["study", "trial_id", "step", "metric", "value"]
+    return table, pd.DataFrame(curves, columns=curve_cols)
+
+
+def cell_means(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds of every val/test metric, one row per cell (finished trials only)."""
+    done = table[table["status"] == "TERMINATED"]
+    cols = [c for c in table.columns if c.startswith(("val_", "test_"))]
+    g = done.groupby("cell_label", sort=False)[cols]
+    out = g.mean().add_suffix("_mean").join(g.std().add_suffix("_std")).join(g.size().rename("n_seeds"))
+    return out.reset_index()
+
+
+def study_metrics(name: str, table: pd.DataFrame) -> dict[str, Any]:
+    """metrics.json: the best cell per metric (mean over seeds) and every cell's means."""
+    means = cell_means(table)
+    best: dict[str, Any] = {}
+    for col in [c for c in table.columns if c.startswith(("val_", "test_"))]:
+        series = means[f"{col}_mean"].dropna()
+        if series.empty:
+            continue
+        higher = col.split("_", 1)[1] in HIGHER_IS_BETTER
+        i = series.idxmax() if higher else series.idxmin()
+        best[col] = {"cell": means.at[i, "cell_label"], "mean": _clean(float(means.at[i, f"{col}_mean"])),
+                     "std": _clean(float(means.at[i, f"{col}_std"]))}
+    cells = {r["cell_label"]: {c[:-5]: _clean(float(r[c])) for c in means.columns if c.endswith("_mean")}
+             for _, r in means.iterrows()}
+    return {"study": name, "trials": int(len(table)), "failed": int((table["status"] != "TERMINATED").sum()),
+            "best": best, "cells": cells}
+
+
+def _write_parquet(path: Path, df: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
+
+
+def _register_champion(name: str, table: pd.DataFrame) -> str | None:
+    import mlflow
+
+    done = table[(table["status"] == "TERMINATED") & (table["model_uri"] != "")].dropna(subset=[SELECT_BY])
+    if done.empty:
+        return None
+    best = done.loc[done[SELECT_BY].idxmax()]
+    model_name = f"unmask-{name}"
+    version = mlflow.register_model(best["model_uri"], model_name)
+    mlflow.MlflowClient().set_registered_model_alias(model_name, CHAMPION_ALIAS, version.version)
+    return f"models:/{model_name}@{CHAMPION_ALIAS}"
+
+
+# --------------------------------------------------------------------------- the study
+def run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, results_dir: str | os.PathLike,
+              progress: bool = True, root: str | os.PathLike = ".", data_source: str = "unknown") -> Path:
+    """Run (or resume) study ``name``; returns ``<results_dir>/<name>`` holding its tables.
+
+    ``data_root`` holds the ``train``/``val``/``test`` splits; relative storage and tracking paths are
+    taken from ``root`` (the project root); ``data_source`` is recorded in every row.
+    """
+    import mlflow
+    from ray import tune
+
+    root = Path(root).resolve()
+    study = params.study(name)
+    trials = expand_study(params, name)
+    data_root = Path(data_root).resolve()
+    if not (data_root / "train").is_dir():
+        raise UnmaskError(f"{data_root}: no train split (run the data stages first: dvc repro split)")
+    out_dir = Path(results_dir) / name
+
+    storage = _storage(params.sweep, root)
+    fs, base = pafs.FileSystem.from_uri(storage)
+    exp_path, state_path = f"{storage}/{name}", f"{base}/{name}.{STATE_FILE}"
+    tracking_uri = configure(params.tracking, root)
+    exp_id = experiment_id(name, params.tracking, root)
+    fp = json.dumps([fingerprint(trials), _data_fingerprint(data_root)])
+    state = _read_state(fs, state_path)
+    resume = state is not None and state.get("fingerprint") == fp and tune.Tuner.can_restore(exp_path)
+    if not resume and fs.get_file_info(f"{base}/{name}").type != pafs.FileType.NotFound:
+        fs.delete_dir(f"{base}/{name}")          # another trial set: start over
+
+    if resume:
+        parent = mlflow.start_run(run_id=state["parent_run_id"])
+    else:
+        parent = mlflow.start_run(experiment_id=exp_id, run_name=f"{name} sweep")
+        mlflow.log_params({"study": name, "title": study.title, "grid": json.dumps(study.grid),
+                           "seeds": json.dumps(study.seeds), "kinds": json.dumps(study.kinds),
+                           "n_trials": len(trials), "data_source": data_source,
+                           **{f"train.{k}": v for k, v in flat_params(params.train).items()}})
+        _write_state(fs, state_path, {"fingerprint": fp, "parent_run_id": parent.info.run_id})
+    res = params.sweep.resources
+    context = {"data_root": str(data_root), "tracking_uri": tracking_uri, "experiment_id": exp_id,
+               "parent_run_id": parent.info.run_id, "cpus": res.cpu}
+    try:
+        with ray_session(params.sweep):
+            trainable = tune.with_resources(train_trial, {"cpu": res.cpu, "gpu": res.gpu})
+            if resume:
+                log.info("%s: resuming the sweep in %s", name, exp_path)
+                tuner = tune.Tuner.restore(exp_path, trainable, resume_errored=True)
+            else:
+                tuner = tune.Tuner(
+                    trainable,
+                    param_space={"trial": tune.grid_search(trials), "context": context},
+                    tune_config=tune.TuneConfig(max_concurrent_trials=params.sweep.max_concurrent,
+                                                reuse_actors=True,
+                                                trial_dirname_creator=lambda t: f"trial_{t.trial_id}"),
+                    run_config=tune.RunConfig(
+                        name=name, storage_path=storage, verbose=1 if progress else 0,
+                        failure_config=tune.FailureConfig(max_failures=params.sweep.max_failures),
+                        checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+            results = tuner.fit()
+        table, curves = trial_rows(results, trials, data_source)
+        _write_parquet(out_dir / "trials.parquet", table)
+        _write_parquet(out_dir / "curves.parquet", curves)
+        metrics = study_metrics(name, table)
+        write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        mlflow.log_table(cell_means(table), artifact_file="comparison.json")
+        mlflow.log_artifact(str(out_dir / "trials.parquet"))
+        mlflow.log_metrics({"trials_failed": metrics["failed"], "trials": metrics["trials"]})
+        champion = _register_champion(name, table)
+        if champion:
+            mlflow.set_tag("unmask.champion", champion)
+    except BaseException:
+        mlflow.end_run("FAILED")
+        raise
+    mlflow.end_run("FINISHED")
+    log.info("%s: %d trials (%d failed) -> %s", name, metrics["trials"], metrics["failed"], out_dir)
+    return out_dir

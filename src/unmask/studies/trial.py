@@ -1,0 +1,167 @@
+"""One trial of a study: the Ray Tune trainable (function API) and what it logs to MLflow.
+
+``train_trial(config)`` gets ``config["trial"]`` (a :class:`~unmask.studies.grid.Trial`) and
+``config["context"]`` (data root, tracking URI, experiment and parent run ids, CPUs per trial). It
+resumes from ``tune.get_checkpoint()`` when Tune restarts it, trains with ``Trainer.fit``, and at every
+validation point reports the metrics with a checkpoint (``last.pt`` plus ``trial_state.json``: the
+MLflow run id and the training time so far). At the last step it also evaluates the test split, logs
+the model and sample images, and reports the ``test_`` metrics. The MLflow child run (tag
+``mlflow.parentRunId``) is ended FINISHED, or FAILED when the trial raises; a retried trial reopens it.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from unmask.data.torch_datasets import PairedDataset, UnpairedDataset, batches, infinite_batches
+from unmask.metrics import MetricUnavailable, load_lpips
+from unmask.tracking import PARENT_TAG, flat_params
+from unmask.training import Trainer, TrainConfig, build_trainer
+from unmask.training.base import CHECKPOINT_NAME
+
+STATE_NAME = "trial_state.json"
+N_SAMPLES = 4
+
+
+class Unmasker(nn.Module):
+    """The trained translation as one module for MLflow: input (B, 3, H, W) in [-1, 1] -- for the
+    paired framework (B, 4, H, W), the fourth channel the occlusion mask in {0, 1} -- output the clean
+    estimate (B, 3, H, W) in [-1, 1]."""
+
+    def __init__(self, trainer: Trainer):
+        super().__init__()
+        slim = copy.copy(trainer)   # the trainer's translate logic without optimisers or critics
+        for attr in ("discriminators", "opt_g", "opt_d", "scaler", "_g_params", "_d_params"):
+            setattr(slim, attr, None)
+        self.generators = trainer.generators
+        self.__dict__["_trainer"] = slim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mask = x[:, 3:] if x.shape[1] == 4 else None
+        return self._trainer.translate(x[:, :3], mask)
+
+
+def model_input(batch: dict[str, torch.Tensor], framework: str) -> torch.Tensor:
+    """The :class:`Unmasker` input of a paired batch."""
+    return torch.cat([batch["occluded"], batch["mask"]], 1) if framework == "paired" else batch["occluded"]
+
+
+def _to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [-1, 1] -> (H, B*W, 3) uint8, images side by side."""
+    x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return torch.cat(list(x), dim=2).permute(1, 2, 0).numpy()
+
+
+def sample_grid(trainer: Trainer, batch: dict[str, torch.Tensor]) -> np.ndarray:
+    """Rows: occluded input, output, clean target (uint8 RGB)."""
+    out = trainer.translate(batch["occluded"], batch.get("mask"))
+    return np.concatenate([_to_uint8(batch["occluded"]), _to_uint8(out), _to_uint8(batch["clean"])], 0)
+
+
+def _datasets(trial: dict[str, Any], cfg: TrainConfig, data_root: Path):
+    size, kinds = trial["image_size"], trial["kinds"]
+    if cfg.framework == "paired":
+        train = PairedDataset(data_root / "train", kinds=kinds, size=size)
+    else:
+        train = UnpairedDataset(data_root / "train", kinds=kinds, size=size, seed=cfg.seed)
+    return (train, PairedDataset(data_root / "val", kinds=kinds, size=size),
+            PairedDataset(data_root / "test", kinds=kinds, size=size))
+
+
+def _log_model(trainer: Trainer, example: torch.Tensor) -> str:
+    """Log :class:`Unmasker` as an exported graph (MLflow's ``pt2`` format: no pickle, no unmask code
+    needed to load it) with its signature; returns the model URI."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    model = Unmasker(trainer)
+    x = example.float()
+    signature = infer_signature(x.numpy(), model(x).cpu().numpy())
+    info = mlflow.pytorch.log_model(pytorch_model=model, name="model", signature=signature,
+                                    input_example=x.numpy(), serialization_format="pt2",
+                                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
+    return info.model_uri
+
+
+def train_trial(config: dict[str, Any]) -> None:
+    """The Ray Tune trainable."""
+    import mlflow
+    from ray import tune
+
+    trial, ctx = config["trial"], config["context"]
+    cfg = TrainConfig.from_dict(trial["train"])
+    if cfg.threads is None:
+        torch.set_num_threads(max(1, int(ctx["cpus"])))
+    train_ds, val_ds, test_ds = _datasets(trial, cfg, Path(ctx["data_root"]))
+    trainer = build_trainer(cfg)
+    state: dict[str, Any] = {"mlflow_run_id": None, "train_time_s": 0.0}
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            trainer.load_checkpoint(Path(d) / CHECKPOINT_NAME)
+            state = json.loads((Path(d) / STATE_NAME).read_text())
+    lpips = load_lpips(ctx.get("lpips_weights"))
+    lpips_note = lpips.reason if isinstance(lpips, MetricUnavailable) else ""
+
+    mlflow.set_tracking_uri(ctx["tracking_uri"])
+    if state["mlflow_run_id"]:
+        run = mlflow.start_run(run_id=state["mlflow_run_id"])
+    else:
+        run = mlflow.start_run(experiment_id=ctx["experiment_id"],
+                               run_name=f"{trial['cell_label']} seed={trial['seed']}",
+                               tags={PARENT_TAG: ctx["parent_run_id"], "unmask.study": trial["study"],
+                                     "unmask.cell": trial["cell_label"]})
+        mlflow.log_params({**flat_params(trial["train"]), "image_size": trial["image_size"],
+                           "kinds": json.dumps(trial["kinds"]), "cell": trial["cell_label"]})
+        state["mlflow_run_id"] = run.info.run_id
+    started = time.perf_counter()
+    train_means: dict[str, float] = {}
+
+    def elapsed() -> float:
+        return state["train_time_s"] + time.perf_counter() - started
+
+    def finish() -> dict[str, Any]:
+        test = trainer.evaluate(batches(test_ds, cfg.batch_size), lpips)
+        final = {f"test_{k}": v for k, v in test.items()}
+        final.setdefault("test_lpips", math.nan)
+        mlflow.log_metrics({k: v for k, v in final.items() if not math.isnan(v)}, step=trainer.step)
+        first = next(iter(batches(test_ds, min(N_SAMPLES, len(test_ds)))))
+        mlflow.log_image(sample_grid(trainer, first), artifact_file="samples.png")
+        final["model_uri"] = _log_model(trainer, model_input(first, cfg.framework)[:2])
+        return final
+
+    def callback(step: int, metrics: dict[str, float]) -> None:
+        mlflow.log_metrics({k: v for k, v in metrics.items() if not math.isnan(v)}, step=step)
+        if not any(k.startswith("val_") for k in metrics):
+            train_means.clear()
+            train_means.update(metrics)
+            return
+        report: dict[str, Any] = {**train_means, **metrics, "step": step, "train_time_s": elapsed(),
+                                  "mlflow_run_id": state["mlflow_run_id"], "lpips_note": lpips_note}
+        report.setdefault("val_lpips", math.nan)
+        if step >= cfg.steps:
+            report.update(finish())
+        with tempfile.TemporaryDirectory() as d:
+            trainer.save_checkpoint(Path(d) / CHECKPOINT_NAME)
+            (Path(d) / STATE_NAME).write_text(json.dumps({**state, "train_time_s": report["train_time_s"]}))
+            tune.report(report, checkpoint=tune.Checkpoint.from_directory(d))
+
+    try:
+        stream = infinite_batches(train_ds, cfg.batch_size, seed=cfg.seed)
+        trainer.fit(itertools.islice(stream, trainer.step, None), lambda: batches(val_ds, cfg.batch_size),
+                    callback=callback, lpips=lpips)
+    except BaseException:
+        mlflow.end_run("FAILED")
+        raise
+    mlflow.end_run("FINISHED")

@@ -1,0 +1,84 @@
+"""The study sections of params.yaml: defaults, one-line errors naming the dotted key, grid expansion."""
+
+from __future__ import annotations
+
+import pytest
+
+from unmask.config import parse_params
+from unmask.errors import ConfigError
+from unmask.studies import expand_study, parse_study_params
+
+BASE = {"train": {"image_size": 32, "steps": 4, "generator": {"base_channels": 4, "n_blocks": 1}}}
+
+
+def _parse(extra: dict):
+    return parse_study_params(parse_params({**BASE, **extra}))
+
+
+def test_defaults_without_sections():
+    p = parse_study_params(parse_params({}))
+    assert p.studies == {}
+    assert p.sweep.storage_path == "results/ray" and p.sweep.resources.cpu == 1
+    assert p.tracking.uri == "sqlite:///mlflow.db"
+
+
+@pytest.mark.parametrize("extra, key", [
+    ({"studies": {"t3": {"grid": {"adv_los": ["hinge"]}}}}, "studies.t3.grid.adv_los: unknown key"),
+    ({"studies": {"t3": {"grid": {"adv_loss": ["hing"]}}}}, "studies.t3.grid.adv_loss: unknown 'hing'"),
+    ({"studies": {"t3": {"grid": {"generator.approach": ["x"]}}}}, "studies.t3.grid.generator.approach:"),
+    ({"studies": {"t3": {"grid": {"generator.widht": [1]}}}}, "studies.t3.grid.generator.widht: unknown key"),
+    ({"studies": {"t3": {"grid": {"adv_loss": []}}}}, "studies.t3.grid.adv_loss:"),
+    ({"studies": {"t3": {"train": {"lambda_adv": -1}}}}, "studies.t3.train.lambda_adv:"),
+    ({"studies": {"t3": {"train": {"framework": "pix2pix"}}}}, "studies.t3.train.framework: unknown"),
+    ({"studies": {"t3": {"seeds": []}}}, "studies.t3.seeds:"),
+    ({"studies": {"t3": {"titel": "x"}}}, "studies.t3.titel: unknown key"),
+    ({"sweep": {"max_concurent": 2}}, "sweep.max_concurent: unknown key"),
+    ({"sweep": {"resources": {"cpu": 0}}}, "sweep.resources.cpu:"),
+    ({"tracking": {"url": "x"}}, "tracking.url: unknown key"),
+])
+def test_errors_name_the_dotted_key(extra, key):
+    with pytest.raises(ConfigError) as e:
+        _parse(extra)
+    msg = str(e.value)
+    assert msg.startswith(f"params.yaml: {key}"), msg
+    assert "\n" not in msg
+
+
+def test_base_train_error_names_train_key():
+    with pytest.raises(ConfigError, match=r"^params.yaml: train.steps: must be an integer >= 0"):
+        parse_study_params(parse_params({"train": {"steps": -1}, "studies": {"s": {}}}))
+
+
+def test_unknown_study_is_named():
+    p = _parse({"studies": {"t3": {}}})
+    with pytest.raises(ConfigError, match=r"studies.t5: no such study \(have: t3\)"):
+        expand_study(p, "t5")
+
+
+def test_grid_is_cartesian_product_times_seeds():
+    p = _parse({"studies": {"t3": {"train": {"framework": "stargan", "n_discriminators": 2},
+                                   "grid": {"adv_loss": ["hinge", "lsgan", "wgan_gp"],
+                                            "generator.approach": ["mask", "residual"]},
+                                   "seeds": [0, 1], "kinds": ["surgical"]}}})
+    trials = expand_study(p, "t3")
+    assert len(trials) == 3 * 2 * 2
+    assert [t["cell_label"] for t in trials[:4]] == [
+        "adv_loss=hinge generator.approach=mask"] * 2 + ["adv_loss=hinge generator.approach=residual"] * 2
+    assert [t["seed"] for t in trials[:4]] == [0, 1, 0, 1]
+    t = trials[-1]
+    assert t["cell"] == {"adv_loss": "wgan_gp", "generator.approach": "residual"}
+    train = t["train"]
+    assert (train["adv_loss"], train["generator"]["approach"], train["seed"]) == ("wgan_gp", "residual", 1)
+    # base train, study overrides and image size all reach the TrainConfig
+    assert train["framework"] == "stargan" and train["n_discriminators"] == 2 and train["steps"] == 4
+    assert train["generator"]["base_channels"] == 4 and train["generator"]["n_blocks"] == 1
+    assert train["discriminator"]["image_size"] == 32 and t["image_size"] == 32
+    assert t["kinds"] == ["surgical"]
+    # trials are independent copies
+    trials[0]["train"]["generator"]["base_channels"] = 99
+    assert trials[1]["train"]["generator"]["base_channels"] == 4
+
+
+def test_empty_grid_is_one_default_cell():
+    trials = expand_study(_parse({"studies": {"s": {"seeds": [3]}}}), "s")
+    assert [(t["cell"], t["cell_label"], t["seed"]) for t in trials] == [({}, "default", 3)]
