@@ -1,8 +1,10 @@
-"""`dvc repro` end to end on a tiny synthetic dataset, in a copy of the project."""
+"""`dvc repro` end to end on a tiny synthetic dataset, in a copy of the project: the data stages
+(fast), and the whole pipeline with two micro studies (slow: real Ray Tune and MLflow)."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +16,9 @@ import yaml
 from tests.conftest import ROOT
 
 STAGES = ("download", "align", "synthesize", "split")
+MICRO_TRAIN = {"image_size": 16, "steps": 4, "batch_size": 2, "val_every": 2, "log_every": 2,
+               "checkpoint_every": 2, "generator": {"base_channels": 4, "n_blocks": 1},
+               "discriminator": {"base_channels": 4}}
 
 
 def _dvc(cwd: Path, *args: str) -> str:
@@ -26,37 +31,73 @@ def _dvc(cwd: Path, *args: str) -> str:
 
 
 def _ran(output: str) -> set[str]:
-    return {s for s in STAGES if f"Running stage '{s}'" in output}
+    return set(re.findall(r"Running stage '([^']+)'", output))
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    dst = tmp_path_factory.mktemp("proj")
-    for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
+def _copy_project(dst: Path) -> dict:
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(ROOT / name, dst / name)
     for name in ("stages", "src", ".dvc"):
         shutil.copytree(ROOT / name, dst / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache"))
     params = yaml.safe_load((dst / "params.yaml").read_text())
     params["data"]["synthetic"].update(n_identities=14, images_per_identity=2, size=96)
     params["align"]["size"] = 32
-    (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     subprocess.run(["git", "init", "-q"], cwd=dst, check=True)
+    return params
+
+
+def _write_params(dst: Path, params: dict) -> None:
+    (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    dst = tmp_path_factory.mktemp("proj")
+    _write_params(dst, _copy_project(dst))
     return dst
 
 
 def test_repro_runs_all_stages_then_is_a_noop_then_reruns_only_what_changed(project):
-    out = _dvc(project, "repro")
+    out = _dvc(project, "repro", "split")
     assert _ran(out) == set(STAGES)
     summary = (project / "data/splits/summary.json").read_text()
     assert '"train_masked_clean": 0' in summary
     for s in ("train", "val", "test"):
         assert list((project / "data/splits" / s).glob("part-*.parquet"))
 
-    again = _dvc(project, "repro")
+    again = _dvc(project, "repro", "split")
     assert _ran(again) == set()
 
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["synthesize"]["kinds"]["surgical"] = 0.9
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    changed = _dvc(project, "repro")
+    _write_params(project, params)
+    changed = _dvc(project, "repro", "split")
     assert _ran(changed) == {"synthesize", "split"}
+
+
+@pytest.mark.slow
+def test_full_repro_with_micro_studies_then_one_grid_change_reruns_that_study_only(tmp_path):
+    params = _copy_project(tmp_path)
+    params["train"] = MICRO_TRAIN
+    params["studies"] = {
+        "micro_loss": {"title": "micro: loss", "train": {"framework": "cyclegan"},
+                       "grid": {"adv_loss": ["lsgan", "hinge"]}, "seeds": [0],
+                       "baselines": ["input"], "reference": "paper_table3"},
+        "micro_disc": {"title": "micro: critic", "train": {"framework": "cyclegan"},
+                       "grid": {"discriminator.name": ["patchgan"]}, "seeds": [0, 1],
+                       "baselines": ["input"], "reference": "paper_table7"},
+    }
+    _write_params(tmp_path, params)
+    out = _dvc(tmp_path, "repro")
+    assert _ran(out) == {*STAGES, "sweep@micro_loss", "sweep@micro_disc", "evaluate@micro_loss",
+                         "evaluate@micro_disc", "report"}
+    for study in ("micro_loss", "micro_disc"):
+        page = (tmp_path / "reports" / f"{study}.md").read_text()
+        assert "Data source: synthetic" in page and "Image size: 16 px" in page
+        assert (tmp_path / "reports" / f"{study}.png").stat().st_size > 0
+    assert "micro_loss" in (tmp_path / "reports" / "README.md").read_text()
+    assert _ran(_dvc(tmp_path, "repro")) == set()
+
+    params["studies"]["micro_loss"]["grid"]["adv_loss"] = ["lsgan", "minimax"]
+    _write_params(tmp_path, params)
+    assert _ran(_dvc(tmp_path, "repro")) == {"sweep@micro_loss", "evaluate@micro_loss", "report"}

@@ -1,4 +1,4 @@
-"""The data stages as functions: where each stage reads, where it writes, what it logs.
+"""The pipeline stages as functions: where each stage reads, where it writes, what it logs.
 
 ``stages/*.py`` (what ``dvc.yaml`` runs) and the ``unmask`` CLI both call these, so a stage behaves the
 same whichever way it is started. Library code below takes typed config sections, never params.yaml.
@@ -19,6 +19,8 @@ RAW_DIR = Path("data/raw")
 ALIGNED_DIR = Path("data/aligned")
 SYNTH_DIR = Path("data/synth")
 SPLITS_DIR = Path("data/splits")
+RESULTS_DIR = Path("results")
+REPORTS_DIR = Path("reports")
 
 
 def _write_summary(path: Path, report) -> dict:
@@ -68,9 +70,56 @@ def run_split(params: Params, root: Path = Path("."), progress: bool = True) -> 
     return summary
 
 
+def run_sweep(params: Params, study: str, root: Path = Path("."), progress: bool = True) -> Path:
+    from unmask.studies import parse_study_params
+    from unmask.studies.sweep import run_study
+
+    return run_study(study, parse_study_params(params), root / SPLITS_DIR, root / RESULTS_DIR,
+                     progress=progress, root=root, data_source=params.data.source)
+
+
+def run_evaluate(params: Params, study: str, root: Path = Path("."), progress: bool = True) -> Path:
+    import pandas as pd
+    import torch
+
+    from unmask.reports.evaluate import evaluate_study
+    from unmask.studies import parse_study_params
+
+    sp = parse_study_params(params)
+    cfg = sp.study(study)
+    out = root / RESULTS_DIR / study
+    trials = out / "trials.parquet"
+    if not trials.is_file():
+        from unmask.errors import UnmaskError
+        raise UnmaskError(f"{trials}: missing; run the sweep of study {study!r} first (unmask sweep {study})")
+    evaluate_study(pd.read_parquet(trials), root / SPLITS_DIR / "test", cfg.kinds, cfg.baselines,
+                   sp.reports.lpips_weights_dir, out, n_samples=sp.reports.n_samples,
+                   device="cuda" if torch.cuda.is_available() else "cpu", progress=progress)
+    log.info("evaluate: %s -> %s", study, out / "eval.parquet")
+    return out
+
+
+def run_report(params: Params, root: Path = Path("."), progress: bool = True) -> list[Path]:
+    from unmask.reports.figures import write_reports
+    from unmask.studies import parse_study_params
+    from unmask.tracking import log_reports_to_parents
+
+    sp = parse_study_params(params)
+    written = write_reports(root / RESULTS_DIR, root / REPORTS_DIR, sp.studies)
+    log_reports_to_parents(sp, root, root / RESULTS_DIR, root / REPORTS_DIR)
+    log.info("report: %d files in %s", len(written), root / REPORTS_DIR)
+    return written
+
+
 STAGES = {
     "download": (run_download, "fetch or generate face photos -> data/raw/"),
     "align": (run_align, "FFHQ-style alignment from 68 landmarks -> data/aligned/"),
     "synthesize": (run_synthesize, "draw occlusions with exact masks -> data/synth/"),
     "split": (run_split, "identity-disjoint train/val/test and unpaired domains -> data/splits/"),
+    "report": (run_report, "comparison tables and figures of every study -> reports/"),
+}
+# stages run once per study: `unmask sweep STUDY`
+STUDY_STAGES = {
+    "sweep": (run_sweep, "run one study as a Ray Tune sweep tracked in MLflow -> results/STUDY/"),
+    "evaluate": (run_evaluate, "re-compute a study's test metrics from its checkpoints, with baselines"),
 }

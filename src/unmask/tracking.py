@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from unmask.errors import ConfigError
-from unmask.studies.config import TrackingConfig
+from unmask.studies.config import StudiesParams, TrackingConfig
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -68,3 +68,29 @@ def flat_params(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{k}"] = v
     return out
+
+
+def log_reports_to_parents(params: StudiesParams, root: Path, results_dir: Path, reports_dir: Path) -> None:
+    """Attach each study's comparison table (markdown and ``mlflow.log_table``) and figures to the
+    study's parent run, found through the parent tag of its trials' child runs."""
+    import mlflow
+    import pandas as pd
+
+    client = mlflow.MlflowClient(configure(params.tracking, root))
+    for name in params.studies:
+        trials = results_dir / name / "trials.parquet"
+        if not trials.is_file():
+            continue
+        run_ids = [r for r in pd.read_parquet(trials, columns=["mlflow_run_id"])["mlflow_run_id"] if r]
+        if not run_ids:
+            continue
+        parent = client.get_run(run_ids[0]).data.tags.get(PARENT_TAG)
+        if not parent:
+            continue
+        for f in (f"{name}.md", f"{name}.png", f"{name}_curves.png"):
+            if (reports_dir / f).is_file():
+                client.log_artifact(parent, str(reports_dir / f), artifact_path="report")
+        evaluated = results_dir / name / "eval.parquet"
+        if evaluated.is_file():
+            table = pd.read_parquet(evaluated).drop(columns=["cell"], errors="ignore")
+            client.log_table(parent, data=table, artifact_file="report/eval_table.json")

@@ -33,6 +33,7 @@ class SweepConfig(_Section):
     resources: ResourcesConfig = ResourcesConfig()
     max_concurrent: int = Field(2, ge=1)
     max_failures: int = Field(2, ge=0)   # retries of a failed trial (tune.FailureConfig)
+    isolate_network: bool = True         # local cluster: run in a loopback-only netns (unshare -rn)
 
 
 class TrackingConfig(_Section):
@@ -44,16 +45,24 @@ class StudyConfig(_Section):
     title: str = ""
     train: dict[str, Any] = Field(default_factory=dict)       # overrides of the base ``train``
     grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(default_factory=dict)  # path -> values
+    extra_cells: list[dict[str, Any]] = Field(default_factory=list)  # more cells (dotted path -> value)
+    # beside the grid, e.g. a reference method with another framework (Table 4's paired inpainter)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     kinds: Optional[list[str]] = None      # occlusion kinds to train and test on (None: all)
     baselines: list[str] = Field(default_factory=list)
     reference: Optional[str] = None        # key into the paper's numbers (reports)
 
 
+class ReportsConfig(_Section):
+    lpips_weights_dir: Optional[str] = None  # folder with alexnet-owt-7be5be79.pth (else: torch hub cache)
+    n_samples: int = Field(6, ge=1)           # test faces shown in reports/<study>.png
+
+
 class StudiesParams(_Section):
     train: dict[str, Any] = Field(default_factory=dict)
     sweep: SweepConfig = SweepConfig()
     tracking: TrackingConfig = TrackingConfig()
+    reports: ReportsConfig = ReportsConfig()
     studies: dict[str, StudyConfig] = Field(default_factory=dict)
 
     def study(self, name: str) -> StudyConfig:
@@ -63,7 +72,7 @@ class StudiesParams(_Section):
         return self.studies[name]
 
 
-SECTIONS = ("train", "sweep", "tracking", "studies")
+SECTIONS = ("train", "sweep", "tracking", "reports", "studies")
 
 
 def parse_study_params(params: Params, source: str = "params.yaml") -> StudiesParams:

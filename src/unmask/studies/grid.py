@@ -100,12 +100,13 @@ def build_train(params: StudiesParams, study: str, cell: dict[str, Any], seed: i
 
 
 def expand_study(params: StudiesParams, study: str) -> list[Trial]:
-    """Every (cell, seed) of ``study``: cells in grid order (first key slowest), seeds innermost."""
+    """Every (cell, seed) of ``study``: cells in grid order (first key slowest), then ``extra_cells``;
+    seeds innermost."""
     cfg = params.study(study)
     keys = list(cfg.grid)
+    cells = [dict(zip(keys, values)) for values in itertools.product(*(cfg.grid[k] for k in keys))]
     trials: list[Trial] = []
-    for values in itertools.product(*(cfg.grid[k] for k in keys)):
-        cell = dict(zip(keys, values))
+    for cell in [*cells, *cfg.extra_cells]:
         for seed in cfg.seeds:
             train, size = build_train(params, study, cell, seed)
             trials.append(Trial(study=study, cell=cell, cell_label=cell_label(cell), seed=seed,

@@ -234,13 +234,15 @@ def run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, re
     else:
         parent = mlflow.start_run(experiment_id=exp_id, run_name=f"{name} sweep")
         mlflow.log_params({"study": name, "title": study.title, "grid": json.dumps(study.grid),
+                           "extra_cells": json.dumps(study.extra_cells),
                            "seeds": json.dumps(study.seeds), "kinds": json.dumps(study.kinds),
                            "n_trials": len(trials), "data_source": data_source,
                            **{f"train.{k}": v for k, v in flat_params(params.train).items()}})
         _write_state(fs, state_path, {"fingerprint": fp, "parent_run_id": parent.info.run_id})
     res = params.sweep.resources
     context = {"data_root": str(data_root), "tracking_uri": tracking_uri, "experiment_id": exp_id,
-               "parent_run_id": parent.info.run_id, "cpus": res.cpu}
+               "parent_run_id": parent.info.run_id, "cpus": res.cpu,
+               "lpips_weights": params.reports.lpips_weights_dir}
     try:
         with ray_session(params.sweep):
             trainable = tune.with_resources(train_trial, {"cpu": res.cpu, "gpu": res.gpu})
