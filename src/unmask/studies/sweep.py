@@ -59,6 +59,8 @@ def ray_session(cfg: SweepConfig) -> Iterator[None]:
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # checkpoints at every validation of short CPU trials are expected, not a bottleneck to warn about
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if ray.is_initialized():
         yield
         return
