@@ -135,6 +135,19 @@ def test_domain_labels_change_the_output_and_are_required():
         small()(x, torch.tensor([[1.0, 0.0]]))
 
 
+def test_spatial_condition_maps_are_concatenated_not_tiled():
+    """The paired inpainter passes its mask as c of shape (B, 1, H, W)."""
+    g = small(n_classes=1)
+    x = images(2)
+    m = torch.zeros(2, 1, *x.shape[2:])
+    m[:, :, 8:, :] = 1
+    with torch.no_grad():
+        a, b = g(x, m), g(x, torch.zeros_like(m))
+    assert not torch.allclose(a, b)
+    with pytest.raises(ValueError, match="condition maps"):
+        g(x, m[:, :, :8])
+
+
 def test_image_sides_must_divide_by_4():
     with pytest.raises(ValueError, match="divisible by 4"):
         small()(images(1, 30))

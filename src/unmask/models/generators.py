@@ -93,10 +93,15 @@ class Generator(nn.Module):
             if c is not None:
                 raise ValueError("generator has n_classes=0 but was given domain labels c")
             return x
-        if c is None or c.shape != (x.shape[0], n):
+        b = x.shape[0]
+        if c is not None and c.shape == (b, n):
+            labels = c.to(x.dtype)[:, :, None, None].expand(-1, -1, h, w)  # one-hot domain, tiled
+        elif c is not None and c.shape == (b, n, h, w):
+            labels = c.to(x.dtype)                                         # spatial maps (a mask)
+        else:
             got = None if c is None else tuple(c.shape)
-            raise ValueError(f"generator needs domain labels c of shape ({x.shape[0]}, {n}), got {got}")
-        labels = c.to(x.dtype)[:, :, None, None].expand(-1, -1, h, w)
+            raise ValueError(f"generator needs domain labels c of shape ({b}, {n}) or condition maps "
+                             f"({b}, {n}, {h}, {w}), got {got}")
         return torch.cat([x, labels], dim=1)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None, return_mask: bool = False):

@@ -16,23 +16,7 @@ from torch import Tensor, nn
 
 from unmask.errors import UnmaskError
 from unmask.models import Generator, build_discriminator
-from unmask.models.encoders import DOWNSAMPLINGS
 from unmask.training.base import Batch, StepLosses, Trainer, with_classes
-
-
-class MaskConditionedGenerator(Generator):
-    """The same generator with the mask map (B, 1, H, W) as an extra input channel (``n_classes``
-    = 1): ``forward(x, m)``. ``Generator`` tiles only (B, n) labels, so the spatial input is
-    concatenated here."""
-
-    def _input(self, x: Tensor, c: Tensor | None) -> Tensor:
-        if c is None or c.shape != (x.shape[0], 1, *x.shape[2:]):
-            got = None if c is None else tuple(c.shape)
-            raise UnmaskError(f"paired generator needs a mask of shape {(x.shape[0], 1, *x.shape[2:])}, got {got}")
-        step = 2 ** DOWNSAMPLINGS
-        if x.shape[2] % step or x.shape[3] % step:
-            raise UnmaskError(f"generator input sides must be divisible by {step}, got {x.shape[2]}x{x.shape[3]}")
-        return torch.cat([x, c.to(x.dtype)], 1)
 
 
 def _composite(out: Tensor, occluded: Tensor, mask: Tensor) -> Tensor:
@@ -43,7 +27,7 @@ class PairedInpaintingTrainer(Trainer):
     framework = "paired"
 
     def build_networks(self) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
-        gens = {"G": MaskConditionedGenerator(with_classes(self.cfg.generator, 1))}
+        gens = {"G": Generator(with_classes(self.cfg.generator, 1))}  # the mask map as c (B, 1, H, W)
         discs = {"D": build_discriminator(with_classes(self.cfg.discriminator, 0))}
         return gens, discs
 
