@@ -57,3 +57,32 @@ def test_write_reports_pages_pictures_and_index(tmp_path):
     assert "best PSNR (dB): adv_loss=hinge (21)" in index and "LPIPS: n/a: weights missing" in index
     with pytest.raises(UnmaskError, match="missing; run the evaluate stage"):
         write_reports(tmp_path / "results", rep, {"other": {}})
+
+
+def test_column_labels_drop_section_prefixes_but_keep_values():
+    from unmask.reports.figures import _short
+
+    assert _short("generator.approach=mask generator.blocks=dmfb") == "approach=mask blocks=dmfb"
+    assert _short("adv_loss=hinge lambda_adv=0.1") == "adv_loss=hinge lambda_adv=0.1"
+    assert _short("baseline: input") == "baseline: input"
+
+
+def test_learning_curves_plot_only_metrics_with_a_curve(tmp_path, monkeypatch):
+    import unmask.reports.figures as figures
+
+    rows = [{"study": "s", "trial_id": "a", "step": s, "metric": m, "value": 1.0}
+            for s in (1, 2) for m in ("g_total", "val_l1", "should_checkpoint")]
+    rows += [{"study": "s", "trial_id": "a", "step": 2, "metric": "test_l1", "value": 1.0}]
+    pd.DataFrame(rows).to_parquet(tmp_path / "c.parquet")
+    titles = []
+    real = figures.plt.subplots
+
+    def spy(*a, **k):
+        fig, axes = real(*a, **k)
+        for ax in axes.flat:
+            orig = ax.set_title
+            ax.set_title = lambda t, *x, _o=orig, **y: (titles.append(t), _o(t, *x, **y))[1]
+        return fig, axes
+    monkeypatch.setattr(figures.plt, "subplots", spy)
+    learning_curves(tmp_path / "c.parquet", tmp_path / "c.png")
+    assert titles == ["val_l1", "g_total"]

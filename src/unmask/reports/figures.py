@@ -38,6 +38,15 @@ def _save(fig: plt.Figure, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+def _short(label: str) -> str:
+    """``generator.approach=mask`` -> ``approach=mask``: a column label that wraps at spaces."""
+    def short(part: str) -> str:
+        key, eq, value = part.partition("=")
+        return key.rsplit(".", 1)[-1] + eq + value if eq else part
+
+    return " ".join(short(part) for part in label.split())
+
+
 def comparison_figure(samples_path: str | os.PathLike, out_path: str | os.PathLike) -> Path:
     """PNG grid: one row per test face; columns input, target, then each configuration's output (and
     the baselines), labelled on top. ``CELL_PX`` px per face, so the size is (columns x 128,
@@ -50,7 +59,8 @@ def comparison_figure(samples_path: str | os.PathLike, out_path: str | os.PathLi
     width, height = n_cols * CELL_PX, n_rows * CELL_PX + LABEL_PX
     fig = plt.figure(figsize=(width / DPI, height / DPI), dpi=DPI)
     for c, (label, images) in enumerate(columns):
-        fig.text((c + 0.5) / n_cols, 1 - 2 / height, textwrap.fill(label, 20), ha="center", va="top", fontsize=7)
+        fig.text((c + 0.5) / n_cols, 1 - 2 / height, textwrap.fill(_short(label), 20), ha="center", va="top",
+                 fontsize=7)
         for r in range(n_rows):
             ax = fig.add_axes((c / n_cols, 1 - (LABEL_PX + (r + 1) * CELL_PX) / height, 1 / n_cols, CELL_PX / height))
             ax.imshow(images[r], interpolation="nearest")
@@ -66,7 +76,10 @@ def learning_curves(curves_path: str | os.PathLike, out_path: str | os.PathLike,
         curves = pd.read_parquet(curves_path, columns=["trial_id", "step", "metric", "value"])
     except (OSError, ValueError, KeyError) as err:
         raise UnmaskError(f"{curves_path}: not a curves table ({str(err).splitlines()[0]})") from None
-    metrics = sorted(curves["metric"].unique(), key=lambda m: (not m.startswith("val_"), m))
+    # a curve needs two points: the one-off test metrics and Tune's bookkeeping flags are not curves
+    n_steps = curves.groupby("metric")["step"].nunique()
+    metrics = sorted((m for m, n in n_steps.items() if n > 1 and not m.startswith(("test_", "should_"))),
+                     key=lambda m: (not m.startswith("val_"), m))
     if not metrics:
         raise UnmaskError(f"{curves_path}: no learning curves recorded")
     n_cols = min(3, len(metrics))
