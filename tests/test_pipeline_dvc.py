@@ -75,6 +75,18 @@ def test_repro_runs_all_stages_then_is_a_noop_then_reruns_only_what_changed(proj
     assert _ran(changed) == {"synthesize", "split"}
 
 
+def _parent_report_artifacts(project: Path, study: str) -> set[str]:
+    """The report files attached to the study's MLflow parent run."""
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(study)
+    parents = [r for r in client.search_runs([exp.experiment_id])
+               if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    return {a.path for a in client.list_artifacts(parents[0].info.run_id, "report")}
+
+
 @pytest.mark.slow
 def test_full_repro_with_micro_studies_then_one_grid_change_reruns_that_study_only(tmp_path):
     params = _copy_project(tmp_path)
@@ -96,6 +108,9 @@ def test_full_repro_with_micro_studies_then_one_grid_change_reruns_that_study_on
         assert "Data source: synthetic" in page and "Image size: 16 px" in page
         assert (tmp_path / "reports" / f"{study}.png").stat().st_size > 0
     assert "micro_loss" in (tmp_path / "reports" / "README.md").read_text()
+    assert _parent_report_artifacts(tmp_path, "micro_loss") == {
+        "report/micro_loss.md", "report/micro_loss.png", "report/micro_loss_curves.png",
+        "report/eval_table.json"}
     assert _ran(_dvc(tmp_path, "repro")) == set()
 
     params["studies"]["micro_loss"]["grid"]["adv_loss"] = ["lsgan", "minimax"]

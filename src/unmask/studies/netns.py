@@ -47,4 +47,10 @@ def rerun_isolated(argv: list[str]) -> int | None:
                     "network interfaces (set sweep.isolate_network: false to silence this)")
         return None
     env = {**os.environ, FLAG: "1"}
-    return subprocess.run(command([sys.executable, "-m", "unmask.cli", *argv]), env=env).returncode
+    proc = subprocess.Popen(command([sys.executable, "-m", "unmask.cli", *argv]), env=env)
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            # Ctrl-C reached the child too (same process group): let Tune save its state and exit
+            continue

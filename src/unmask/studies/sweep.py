@@ -9,6 +9,11 @@ Resume: the Tune experiment lives at ``<sweep.storage_path>/<study>`` next to ``
 restores the experiment (``Tuner.restore(..., resume_errored=True)``): finished trials are not
 retrained, interrupted ones continue from their last checkpoint, and the same parent run is reopened.
 A changed trial set (grid, seeds, budget) or changed data starts the experiment afresh.
+
+Interruption: a sweep stopped by SIGINT (Tune saves its state and returns early) raises instead of
+writing tables with unfinished trials; the parent run is ended FAILED, and child runs of trials that
+were stopped are closed FAILED too (a resumed trial reopens its run and ends it FINISHED). A driver
+that was killed outright leaves runs RUNNING: the next run of the study closes them.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from unmask.io.atomic import atomic_path, write_text
 from unmask.studies.config import StudiesParams, SweepConfig
 from unmask.studies.grid import Trial, expand_study, fingerprint
 from unmask.studies.trial import train_trial
-from unmask.tracking import configure, experiment_id, flat_params
+from unmask.tracking import PARENT_TAG, configure, experiment_id, flat_params
 from unmask.training.base import CHECKPOINT_NAME
 
 log = logging.getLogger("unmask")
@@ -43,8 +48,8 @@ SELECT_BY = "val_psnr"           # the champion: best validation PSNR (never cho
 CHAMPION_ALIAS = "champion"
 STATE_FILE = "unmask-sweep.json"   # <storage>/<study>.unmask-sweep.json
 RAY_KEYS = {"timestamp", "checkpoint_dir_name", "done", "training_iteration", "trial_id", "date",
-            "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "time_since_restore",
-            "iterations_since_restore", "step", "train_time_s"}
+            "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "node_id",
+            "time_since_restore", "iterations_since_restore", "step", "train_time_s"}
 
 
 # --------------------------------------------------------------------------- Ray
@@ -71,7 +76,9 @@ def ray_session(cfg: SweepConfig) -> Iterator[None]:
     else:
         src = str(Path(package).parent)
         env = {**_worker_env(), "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
-        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", runtime_env={"env_vars": env})
+        # address="local": always a new cluster, never one a `ray start` left on this machine
+        ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1",
+                 runtime_env={"env_vars": env})
     try:
         yield
     finally:
@@ -139,7 +146,7 @@ def trial_rows(results, trials: list[Trial], data_source: str) -> tuple[pd.DataF
             "checkpoint": f"{r.checkpoint.path}/{CHECKPOINT_NAME}" if r.checkpoint is not None else "",
             "train_time_s": float(m.get("train_time_s", math.nan)), "steps": int(trial["train"]["steps"]),
             "image_size": int(trial["image_size"]), "data_source": data_source,
-            "node_ip": m.get("node_ip", ""), "error": _last_line(r.error),
+            "node_ip": m.get("node_ip", ""), "node_id": m.get("node_id", ""), "error": _last_line(r.error),
             "_order": order.get((trial["cell_label"], trial["seed"]), len(order))})
         rows.append(row)
         df = r.metrics_dataframe
@@ -154,6 +161,13 @@ def trial_rows(results, trials: list[Trial], data_source: str) -> tuple[pd.DataF
     table = pd.DataFrame(rows).sort_values("_order").drop(columns="_order").reset_index(drop=True)
     curve_cols = ["study", "trial_id", "step", "metric", "value"]
     return table, pd.DataFrame(curves, columns=curve_cols)
+
+
+def unfinished_trials(results) -> int:
+    """How many trials neither failed nor reported their last step. After SIGINT Tune returns early
+    and marks the trials it stopped TERMINATED, so the reported step is what tells."""
+    return sum(r.error is None and (r.metrics or {}).get("step", 0) < r.config["trial"]["train"]["steps"]
+               for r in results)
 
 
 def cell_means(table: pd.DataFrame) -> pd.DataFrame:
@@ -201,6 +215,22 @@ def _register_champion(name: str, table: pd.DataFrame) -> str | None:
     return f"models:/{model_name}@{CHAMPION_ALIAS}"
 
 
+def close_stale_runs(experiment: str, parent_run_id: str) -> None:
+    """End FAILED the parent run ``parent_run_id`` and its child runs when still RUNNING (left so by
+    a stopped trial or a killed driver); called when no trial of the sweep can be running."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient()
+    stale = client.search_runs([experiment], f"tags.`{PARENT_TAG}` = '{parent_run_id}' "
+                                             "and attributes.status = 'RUNNING'")
+    for run in stale:
+        client.set_terminated(run.info.run_id, "FAILED")
+    with contextlib.suppress(MlflowException):
+        if client.get_run(parent_run_id).info.status == "RUNNING":
+            client.set_terminated(parent_run_id, "FAILED")
+
+
 # --------------------------------------------------------------------------- the study
 def run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, results_dir: str | os.PathLike,
               progress: bool = True, root: str | os.PathLike = ".", data_source: str = "unknown") -> Path:
@@ -231,6 +261,8 @@ def run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, re
     if not resume and fs.get_file_info(f"{base}/{name}").type != pafs.FileType.NotFound:
         fs.delete_dir(f"{base}/{name}")          # another trial set: start over
 
+    if state is not None and state.get("parent_run_id"):
+        close_stale_runs(exp_id, state["parent_run_id"])     # runs a killed driver left RUNNING
     if resume:
         parent = mlflow.start_run(run_id=state["parent_run_id"])
     else:
@@ -263,6 +295,10 @@ def run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, re
                         failure_config=tune.FailureConfig(max_failures=params.sweep.max_failures),
                         checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
             results = tuner.fit()
+            unfinished = unfinished_trials(results)
+            if unfinished:   # Tune returns early on SIGINT, its state saved
+                raise UnmaskError(f"{name}: sweep interrupted with {unfinished} of {len(results)} trials "
+                                  f"unfinished; run it again to resume ({exp_path})")
         table, curves = trial_rows(results, trials, data_source)
         _write_parquet(out_dir / "trials.parquet", table)
         _write_parquet(out_dir / "curves.parquet", curves)
@@ -276,6 +312,8 @@ def run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, re
             mlflow.set_tag("unmask.champion", champion)
     except BaseException:
         mlflow.end_run("FAILED")
+        with contextlib.suppress(Exception):
+            close_stale_runs(exp_id, parent.info.run_id)
         raise
     mlflow.end_run("FINISHED")
     log.info("%s: %d trials (%d failed) -> %s", name, metrics["trials"], metrics["failed"], out_dir)

@@ -3,10 +3,11 @@
 ``train_trial(config)`` gets ``config["trial"]`` (a :class:`~unmask.studies.grid.Trial`) and
 ``config["context"]`` (data root, tracking URI, experiment and parent run ids, CPUs per trial). It
 resumes from ``tune.get_checkpoint()`` when Tune restarts it, trains with ``Trainer.fit``, and at every
-validation point reports the metrics with a checkpoint (``last.pt`` plus ``trial_state.json``: the
-MLflow run id and the training time so far). At the last step it also evaluates the test split, logs
-the model and sample images, and reports the ``test_`` metrics. The MLflow child run (tag
-``mlflow.parentRunId``) is ended FINISHED, or FAILED when the trial raises; a retried trial reopens it.
+validation point reports the metrics and the Ray node id with a checkpoint (``last.pt`` plus
+``trial_state.json``: the MLflow run id and the training time so far). At the last step it also
+evaluates the test split, logs the model and sample images, and reports the ``test_`` metrics. The
+MLflow child run (tag ``mlflow.parentRunId``) is ended FINISHED, or FAILED when the trial raises; a
+retried trial reopens it.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ def _log_model(trainer: Trainer, example: torch.Tensor) -> str:
 def train_trial(config: dict[str, Any]) -> None:
     """The Ray Tune trainable."""
     import mlflow
+    import ray
     from ray import tune
 
     trial, ctx = config["trial"], config["context"]
@@ -125,6 +127,7 @@ def train_trial(config: dict[str, Any]) -> None:
         mlflow.log_params({**flat_params(trial["train"]), "image_size": trial["image_size"],
                            "kinds": json.dumps(trial["kinds"]), "cell": trial["cell_label"]})
         state["mlflow_run_id"] = run.info.run_id
+    node_id = ray.get_runtime_context().get_node_id()    # the Ray node this attempt runs on
     started = time.perf_counter()
     train_means: dict[str, float] = {}
 
@@ -148,7 +151,8 @@ def train_trial(config: dict[str, Any]) -> None:
             train_means.update(metrics)
             return
         report: dict[str, Any] = {**train_means, **metrics, "step": step, "train_time_s": elapsed(),
-                                  "mlflow_run_id": state["mlflow_run_id"], "lpips_note": lpips_note}
+                                  "mlflow_run_id": state["mlflow_run_id"], "lpips_note": lpips_note,
+                                  "node_id": node_id}
         report.setdefault("val_lpips", math.nan)
         if step >= cfg.steps:
             report.update(finish())
