@@ -19,7 +19,7 @@ import torch
 from unmask.config import load_params
 from unmask.data.torch_datasets import PairedDataset, UnpairedDataset, infinite_batches
 from unmask.io.shards import count_rows
-from unmask.pipeline import ALIGNED_DIR, RAW_DIR, SPLITS_DIR, STAGES, SYNTH_DIR
+from unmask.pipeline import ALIGNED_DIR, DATA_STAGES, RAW_DIR, SPLITS_DIR, STAGES, SYNTH_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 # images counted for each stage's rate: its input (download: its output)
@@ -27,7 +27,8 @@ COUNTED = {"download": RAW_DIR, "align": RAW_DIR, "synthesize": ALIGNED_DIR, "sp
 
 
 def run_stages(params, root: Path, label: str) -> None:
-    for name, (fn, _) in STAGES.items():
+    for name in DATA_STAGES:
+        fn, _ = STAGES[name]
         t0 = time.perf_counter()
         fn(params, root, progress=False)
         dt = time.perf_counter() - t0

@@ -118,6 +118,7 @@ STAGES = {
     "split": (run_split, "identity-disjoint train/val/test and unpaired domains -> data/splits/"),
     "report": (run_report, "comparison tables and figures of every study -> reports/"),
 }
+DATA_STAGES = ("download", "align", "synthesize", "split")
 # stages run once per study: `unmask sweep STUDY`
 STUDY_STAGES = {
     "sweep": (run_sweep, "run one study as a Ray Tune sweep tracked in MLflow -> results/STUDY/"),
