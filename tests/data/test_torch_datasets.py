@@ -52,3 +52,11 @@ def test_infinite_batches_reshuffle_reproducibly(tmp_path):
     for _ in range(len(ds)):  # crosses an epoch boundary
         b1, b2 = next(it1), next(it2)
         assert b1["clean"].shape[0] == 2 and torch.equal(b1["clean"], b2["clean"])
+
+
+def test_round_robin_by_identity_shows_different_people_first():
+    from unmask.data.torch_datasets import round_robin_by_identity
+
+    order = round_robin_by_identity(["a", "a", "a", "b", "b", "c"])
+    assert order == [0, 3, 5, 1, 4, 2]
+    assert sorted(order) == list(range(6))

@@ -74,3 +74,14 @@ def test_bad_inputs_give_one_line_errors(study, tmp_path):
     with pytest.raises(UnmaskError, match="gone.pt: checkpoint not found"):
         evaluate_study(broken, splits / "test", None, [], None, tmp_path, progress=False)
     assert not (tmp_path / "eval.parquet").exists()
+
+
+def test_sample_faces_are_different_people(study, tmp_path):
+    splits, _, trials, _ = study
+    evaluate_study(trials, splits / "test", None, [], None, tmp_path, n_samples=2, progress=False)
+    s = load_samples(tmp_path / "samples.npz")
+    ds = PairedDataset(splits / "test", size=SIZE)
+    shown = [next(i for i in range(len(ds)) if torch.equal(
+        ((ds[i]["clean"].permute(1, 2, 0) + 1) * 127.5).round().to(torch.uint8), torch.from_numpy(t)))
+        for t in s["target"]]
+    assert len({ds.identities[i] for i in shown}) == 2

@@ -94,6 +94,7 @@ class PairedDataset(Dataset):
         pre = _preload(table, cols, preload_limit_mb)
         self.columns = {c: _ImageColumn(table.column(c).to_pylist(), pre) for c in cols}
         self.image_ids = table.column("image_id").to_pylist()
+        self.identities = table.column("identity").to_pylist()
         self.kinds = table.column("kind").to_pylist()
         self.size = size
 
@@ -136,6 +137,16 @@ class UnpairedDataset(Dataset):
         j = int(np.random.default_rng([self.seed, i]).integers(len(self.clean)))
         return {"occluded": _to_float(self.occluded.get(i % len(self.occluded)), self.size),
                 "clean": _to_float(self.clean.get(j), self.size)}
+
+
+def round_robin_by_identity(identities: Sequence[str]) -> list[int]:
+    """Indices ordered so that the first ones show different people: each identity's first image
+    (in order of appearance), then each identity's second, and so on."""
+    per: dict[str, list[int]] = {}
+    for i, ident in enumerate(identities):
+        per.setdefault(ident, []).append(i)
+    queues = list(per.values())
+    return [q[k] for k in range(max(map(len, queues), default=0)) for q in queues if k < len(q)]
 
 
 def infinite_batches(dataset: Dataset, batch_size: int, seed: int = 0,

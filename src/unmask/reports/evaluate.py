@@ -17,9 +17,10 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from torch.utils.data import Subset
 from tqdm import tqdm
 
-from unmask.data.torch_datasets import PairedDataset, batches
+from unmask.data.torch_datasets import PairedDataset, batches, round_robin_by_identity
 from unmask.errors import UnmaskError
 from unmask.io.atomic import atomic_path
 from unmask.metrics import LPIPSMetric, MetricUnavailable, aggregate, build_baseline, compute_metrics, load_lpips
@@ -81,11 +82,13 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
     lpips_note = lpips.reason if isinstance(lpips, MetricUnavailable) else ""
     kinds = list(kinds) if kinds else None
     study = _first(trials, "study", Path(out_dir).name)
-    datasets: dict[int | None, PairedDataset] = {}
+    datasets: dict[int | None, Subset] = {}
 
-    def dataset(size: int | None) -> PairedDataset:
+    def dataset(size: int | None) -> Subset:
+        """The test set, reordered so the sample faces in the figure are different people."""
         if size not in datasets:
-            datasets[size] = PairedDataset(test_split_dir, kinds=kinds, size=size)
+            ds = PairedDataset(test_split_dir, kinds=kinds, size=size)
+            datasets[size] = Subset(ds, round_robin_by_identity(ds.identities))
         return datasets[size]
 
     rows: list[dict] = []
@@ -138,11 +141,11 @@ def _opt_int(v) -> int | None:
     return None if v is None or pd.isna(v) else int(v)
 
 
-def _native_size(ds: PairedDataset) -> int:
+def _native_size(ds: Subset) -> int:
     return int(ds[0]["clean"].shape[-1])
 
 
-def _write_samples(path: Path, ds: PairedDataset, n: int, outputs: dict[str, np.ndarray]) -> None:
+def _write_samples(path: Path, ds: Subset, n: int, outputs: dict[str, np.ndarray]) -> None:
     n = min(n, len(ds))
     items = [ds[i] for i in range(n)]
     arrays = {"input": to_uint8(torch.stack([it["occluded"] for it in items])),
