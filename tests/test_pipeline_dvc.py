@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
+from unmask.pipeline import DATA_STAGES as STAGES
 
-STAGES = ("download", "align", "synthesize", "split")
 MICRO_TRAIN = {"image_size": 16, "steps": 4, "batch_size": 2, "val_every": 2, "log_every": 2,
                "checkpoint_every": 2, "generator": {"base_channels": 4, "n_blocks": 1},
                "discriminator": {"base_channels": 4}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -41,8 +42,6 @@ def run_stage(name: str, args: list[str] | None = None) -> int:
 
 def _sweep_in_loopback_netns(params, argv: list[str]) -> int | None:
     """A sweep that starts its own Ray cluster re-runs itself in a loopback-only network namespace."""
-    import os
-
     from unmask.studies import netns, parse_study_params
 
     sweep = parse_study_params(params).sweep

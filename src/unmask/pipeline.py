@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from unmask.config import Params
+from unmask.errors import UnmaskError
 from unmask.io.atomic import write_text
 
 log = logging.getLogger("unmask")
@@ -90,7 +91,6 @@ def run_evaluate(params: Params, study: str, root: Path = Path("."), progress: b
     out = root / RESULTS_DIR / study
     trials = out / "trials.parquet"
     if not trials.is_file():
-        from unmask.errors import UnmaskError
         raise UnmaskError(f"{trials}: missing; run the sweep of study {study!r} first (unmask sweep {study})")
     evaluate_study(pd.read_parquet(trials), root / SPLITS_DIR / "test", cfg.kinds, cfg.baselines,
                    sp.reports.lpips_weights_dir, out, n_samples=sp.reports.n_samples,

@@ -37,17 +37,11 @@ from unmask.config import SplitConfig, parse_params  # noqa: E402
 from unmask.data.split import split_dataset  # noqa: E402
 from unmask.errors import UnmaskError  # noqa: E402
 from unmask.studies import parse_study_params  # noqa: E402
+from studies.micro_study import PARAMS  # noqa: E402  (tests/ is on sys.path)
 
 STUDY = "micro"
-BASE = {
-    "train": {"image_size": 16, "steps": 4, "batch_size": 2, "val_every": 2, "log_every": 1,
-              "checkpoint_every": 0, "device": "cpu", "threads": 1,
-              "generator": {"base_channels": 4, "n_blocks": 1}, "discriminator": {"base_channels": 4}},
-    "sweep": {"storage_path": "ray", "resources": {"cpu": 1}, "max_concurrent": 2, "max_failures": 2},
-    "tracking": {"uri": "sqlite:///mlflow.db", "artifact_root": "mlartifacts"},
-    "studies": {STUDY: {"title": "micro", "train": {"framework": "cyclegan"},
-                        "grid": {"adv_loss": ["lsgan", "hinge"]}, "seeds": [0]}},
-}
+BASE = copy.deepcopy(PARAMS)            # the micro study of test_sweep, with one more retry
+BASE["sweep"]["max_failures"] = 2
 LONG = {"steps": 160, "val_every": 40}   # trials of a few seconds, four checkpoints each
 CKPT = re.compile(r"checkpoint_(\d+)$")
 
