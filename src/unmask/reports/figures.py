@@ -1,11 +1,12 @@
-"""Report pictures and pages: the comparison grid (seed 000 Figures 21, 23), learning curves, and
-``write_reports``, which turns each study's results into ``reports/<study>.md`` + PNGs + an index.
+"""Report pictures and pages: the comparison grid (seed 000 Figures 21, 23), learning curves, the
+search scatter of a tuning study, and ``write_reports``, which turns each study's results into ``reports/<study>.md`` + PNGs + an index.
 
 Plots are PNG files drawn with matplotlib's Agg backend: nothing needs a browser or a CDN.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import textwrap
@@ -22,7 +23,7 @@ from unmask.errors import UnmaskError  # noqa: E402
 from unmask.io.atomic import atomic_path, write_text  # noqa: E402
 from unmask.reports.evaluate import EVAL_FILE, SAMPLES_FILE, load_samples  # noqa: E402
 from unmask.reports.paper import paper_table  # noqa: E402
-from unmask.reports.tables import METRICS, best_cells, study_table  # noqa: E402
+from unmask.reports.tables import METRICS, best_cells, search_table, study_table  # noqa: E402
 
 CELL_PX = 128      # one face in the comparison grid
 LABEL_PX = 40      # column labels above the grid
@@ -102,6 +103,55 @@ def learning_curves(curves_path: str | os.PathLike, out_path: str | os.PathLike,
     return _save(fig, out_path)
 
 
+def search_figure(trials_path: str | os.PathLike, search: Mapping[str, Any], out_path: str | os.PathLike) -> Path:
+    """PNG with one panel per searched parameter: the sampled value (log axis for ``loguniform``,
+    categories for ``choice``) against the searched validation metric at the trial's last report;
+    finished trials as dots, trials the scheduler stopped early as crosses, failed ones left out."""
+    try:
+        t = pd.read_parquet(trials_path)
+    except (OSError, ValueError) as err:
+        raise UnmaskError(f"{trials_path}: not a trials table ({str(err).splitlines()[0]})") from None
+    metric = search.get("metric", "val_psnr")
+    if metric not in t.columns:
+        raise UnmaskError(f"{trials_path}: no column {metric!r} (the search's metric)")
+    t = t[t["status"] != "ERROR"].dropna(subset=[metric])
+    cells = [json.loads(c) for c in t["cell"]]
+    keys = list(search["space"])
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.2), dpi=DPI, squeeze=False)
+    for ax, key in zip(axes.flat, keys):
+        kind = next(k for k, v in search["space"][key].items() if v is not None)
+        xs = [c.get(key) for c in cells]
+        if kind == "choice":
+            choices = [str(v) for v in search["space"][key]["choice"]]
+            pos = {c: i for i, c in enumerate(choices)}
+            xs = [pos.get(str(x), math.nan) for x in xs]
+            ax.set_xticks(range(len(choices)), choices, fontsize=7)
+            ax.set_xlim(-0.5, len(choices) - 0.5)
+        elif kind == "loguniform":
+            ax.set_xscale("log")
+        for status, marker, label in (("TERMINATED", "o", "finished"), ("STOPPED_EARLY", "x", "stopped early")):
+            sel = (t["status"] == status).to_numpy()
+            ax.scatter([x for x, s in zip(xs, sel) if s], t.loc[sel, metric], marker=marker, s=28, label=label)
+        ax.set_title(key, fontsize=9)
+        ax.set_ylabel(metric, fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes.flat[0].legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return _save(fig, out_path)
+
+
+def _search_headline(trials: pd.DataFrame, search: Mapping[str, Any]) -> str:
+    metric = search.get("metric", "val_psnr")
+    higher = (search.get("mode") or ("max" if METRICS.get(metric[4:], ("", False))[1] else "min")) == "max"
+    done = trials[trials["status"] == "TERMINATED"].dropna(subset=[metric])
+    n_stopped = int((trials["status"] == "STOPPED_EARLY").sum())
+    if done.empty:
+        return f"- search: no trial finished ({len(trials)} sampled, {n_stopped} stopped early)"
+    best = done.loc[done[metric].idxmax() if higher else done[metric].idxmin()]
+    return (f"- search: {len(trials)} sampled, {n_stopped} stopped early; selected on {metric}: "
+            f"{best['cell_label']} ({best[metric]:.4g})")
+
+
 def _meta(name: str, study: Any) -> dict[str, Any]:
     raw = study.model_dump() if hasattr(study, "model_dump") else dict(study or {})
     return {"name": name, **raw}
@@ -134,7 +184,16 @@ def write_reports(results_dir: str | os.PathLike, reports_dir: str | os.PathLike
             raise UnmaskError(f"{eval_path}: missing; run the evaluate stage for study {name!r} first")
         eval_df = pd.read_parquet(eval_path)
         paper = paper_table(meta.get("reference"), where=f"studies.{name}.reference")
-        page = [study_table(eval_df, meta, paper)]
+        search = meta.get("search")
+        if search:
+            trials_path = study_dir / TRIALS_FILE
+            if not trials_path.is_file():
+                raise UnmaskError(f"{trials_path}: missing; run the sweep of study {name!r} first")
+            page = [search_table(eval_df, pd.read_parquet(trials_path), meta)]
+            written.append(search_figure(trials_path, search, reports_dir / f"{name}_search.png"))
+            page += ["", f"![each sampled value against {search.get('metric', 'val_psnr')}]({name}_search.png)"]
+        else:
+            page = [study_table(eval_df, meta, paper)]
         if (study_dir / SAMPLES_FILE).is_file():
             written.append(comparison_figure(study_dir / SAMPLES_FILE, reports_dir / f"{name}.png"))
             page += ["", f"![input, target and each configuration's output on the same test faces]({name}.png)"]
@@ -145,6 +204,8 @@ def write_reports(results_dir: str | os.PathLike, reports_dir: str | os.PathLike
         write_text(reports_dir / f"{name}.md", "\n".join(page) + "\n")
         written.append(reports_dir / f"{name}.md")
         index += [f"## [{meta.get('title') or name}]({name}.md)", ""]
+        if search:
+            index.append(_search_headline(pd.read_parquet(study_dir / TRIALS_FILE), search))
         best = best_cells(eval_df)
         index += [f"- best {METRICS[m][0]}: {', '.join(labels)} ({value:.4g})" for m, (labels, value) in best.items()]
         if "lpips" not in best and "test_lpips" in eval_df:

@@ -3,6 +3,10 @@
 Our cells show mean ± sample std over the seeds that finished; the best mean per metric among our
 cells is bold. The no-training baselines and the paper's published columns follow as reference
 columns, and the header states where the numbers come from (data source, image size, steps, seeds).
+
+A search study (tuning, not tabulating) gets a leaderboard instead (:func:`search_table`): one row per
+sampled trial, ranked on the validation metric the search optimised, with the sampled values, how far
+the scheduler let it train, and its test metrics.
 """
 
 from __future__ import annotations
@@ -64,7 +68,8 @@ def best_cells(eval_df: pd.DataFrame) -> dict[str, tuple[list[str], float]]:
 def _header(eval_df: pd.DataFrame, meta: Mapping[str, Any], stats: dict) -> list[str]:
     trials = eval_df[eval_df["role"] == "trial"]
     seeds = sorted({int(s) for s in trials["seed"].dropna()})
-    failed = trials[trials["status"] != "TERMINATED"]
+    failed = trials[trials["status"] == "ERROR"]
+    stopped = trials[trials["status"] == "STOPPED_EARLY"]
 
     def values(col: str) -> str:
         vals = sorted({str(v) for v in eval_df.loc[eval_df["role"] == "trial", col].dropna()}) if col in eval_df else []
@@ -77,7 +82,8 @@ def _header(eval_df: pd.DataFrame, meta: Mapping[str, Any], stats: dict) -> list
              f"- Image size: {values('image_size')} px",
              f"- Training steps per trial: {values('steps')}",
              f"- Seeds: {', '.join(map(str, seeds)) or 'none'} ({len(stats)} configurations, {len(trials)} trials"
-             + (f", {len(failed)} failed: {', '.join(map(str, failed['trial_id']))}" if len(failed) else "") + ")",
+             + (f", {len(failed)} failed: {', '.join(map(str, failed['trial_id']))}" if len(failed) else "")
+             + (f", {len(stopped)} stopped early by the scheduler" if len(stopped) else "") + ")",
              f"- Test images: {', '.join(map(str, n_test)) or 'none'}; metrics re-computed from the checkpoints",
              ""]
     return lines
@@ -130,6 +136,86 @@ def study_table(eval_df: pd.DataFrame, study_meta: Mapping[str, Any], paper: Pap
         lines += ["", f"Paper columns: {paper.source}; setting: {paper.setting}. They are not comparable "
                   "number for number with ours (different data, image size and training length)."
                   + (f" {paper.note}" if paper.note else "")]
+    if lpips_missing:
+        lines += ["", f"[^lpips]: {'; '.join(lpips_notes) or 'n/a: LPIPS was not computed'}"]
+    return "\n".join(lines) + "\n"
+
+
+def _distribution(d: Mapping[str, Any]) -> str:
+    kind, args = next((k, v) for k, v in d.items() if v is not None)
+    return f"{kind}({', '.join(map(str, args))})"
+
+
+def _search_lines(search: Mapping[str, Any], seed: Any, mode: str) -> list[str]:
+    space = "; ".join(f"`{key}` ~ {_distribution(d)}" for key, d in search["space"].items())
+    sched = search.get("scheduler", "asha")
+    sched_text = ("ASHA (asynchronous successive halving: at each rung, from "
+                  f"{search.get('grace_period') or 'val_every'} steps on, trials outside the best "
+                  f"1/{search.get('reduction_factor', 3):g} stop)" if sched == "asha" else "FIFO (every trial runs to the end)")
+    algo = {"random": "random search", "optuna": "Optuna TPE"}.get(search.get("algorithm", "random"))
+    return [f"- Search: {search.get('num_samples')} samples drawn by {algo} (seeded {seed}); scheduler {sched_text}; "
+            f"ranked on `{search.get('metric', 'val_psnr')}` ({mode}), never on test",
+            f"- Space: {space}", ""]
+
+
+def search_table(eval_df: pd.DataFrame, trials: pd.DataFrame, study_meta: Mapping[str, Any]) -> str:
+    """Markdown leaderboard of a search study: trials ranked on the searched validation metric
+    (finished trials first, then those stopped early, deepest first), sampled values, steps trained,
+    test metrics (best finished trial per metric in bold), then the baselines. ``trials`` is the
+    sweep's trials.parquet (for the val_ metrics); ``study_meta`` holds ``search`` as in params.yaml."""
+    import json
+
+    search = study_meta["search"]
+    metric = search.get("metric", "val_psnr")
+    higher = (search.get("mode") or ("max" if METRICS.get(metric.removeprefix("val_"), ("", False))[1] else "min")) == "max"
+    keys = list(search["space"])
+    rows = eval_df[eval_df["role"] == "trial"].merge(
+        trials[["trial_id", metric, "steps_done"]], on="trial_id", how="left")
+    finished = rows["status"] == "TERMINATED"
+    score = rows[metric].astype(float) * (-1 if higher else 1)
+    rows = rows.assign(_done=~finished, _depth=-rows["steps_done"].fillna(0), _score=score.fillna(math.inf))
+    rows = rows.sort_values(["_done", "_depth", "_score"]).reset_index(drop=True)
+    best = best_cells(eval_df)
+    metrics = [m for m in METRICS if f"test_{m}" in eval_df.columns]
+    lpips_missing = "lpips" in metrics and eval_df["test_lpips"].isna().all()
+    lpips_notes = sorted({n for n in eval_df.get("lpips_note", pd.Series(dtype=str)).fillna("") if n})
+    seeds = sorted({int(x) for x in rows["seed"].dropna()})
+
+    lines = _header(eval_df, study_meta, cell_stats(eval_df))
+    lines[-1:-1] = _search_lines(search, ", ".join(map(str, seeds)), "max" if higher else "min")[:-1]
+    cols = ["rank", "trial", *(f"`{k}`" for k in keys), "status", f"{metric} {'↑' if higher else '↓'}",
+            *(f"test {METRICS[m][0]} {'↑' if METRICS[m][1] else '↓'}" for m in metrics)]
+    lines.append("| " + " | ".join(cols) + " |")
+    lines.append("|---:|---|" + "---|" * len(keys) + "---|---:|" + "---:|" * len(metrics))
+    steps = {int(v) for v in rows["steps"].dropna()}
+    for i, r in rows.iterrows():
+        cell = json.loads(r["cell"]) if isinstance(r["cell"], str) else {}
+        values = [_cell(f"{cell[k]:.3g}" if isinstance(cell.get(k), float) else str(cell.get(k, "–"))) for k in keys]
+        status = ("finished" if r["status"] == "TERMINATED"
+                  else f"stopped early at step {int(r['steps_done'])}" if r["status"] == "STOPPED_EARLY"
+                  else "failed")
+        val = r[metric]
+        row = [str(i + 1), str(r["trial_id"]), *values, status, "–" if pd.isna(val) else _fmt(metric[4:], float(val))]
+        for m in metrics:
+            v = r.get(f"test_{m}", math.nan)
+            if m == "lpips" and lpips_missing:
+                row.append(f"{NA_LPIPS}[^lpips]" if r["status"] == "TERMINATED" else "–")
+            elif pd.isna(v):
+                row.append("–")
+            else:
+                text = _fmt(m, float(v))
+                row.append(f"**{text}**" if r["cell_label"] in best.get(m, ([], 0))[0] else text)
+        lines.append("| " + " | ".join(row) + " |")
+    for _, b in eval_df[eval_df["role"] == "baseline"].drop_duplicates("cell_label").iterrows():
+        row = ["", f"baseline: {_cell(b['cell_label'])}", *("" for _ in keys), "no training", "–"]
+        for m in metrics:
+            v = b.get(f"test_{m}", math.nan)
+            row.append(f"{NA_LPIPS}[^lpips]" if m == "lpips" and lpips_missing else "–" if pd.isna(v) else _fmt(m, float(v)))
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", f"Ranked on `{metric}` (the last validation each trial reached; trials stopped early were judged "
+              f"at fewer steps than the {', '.join(map(str, sorted(steps)))} of a finished trial). Test metrics are "
+              "re-computed from the checkpoints of finished trials only; the best finished trial per test metric "
+              "is in **bold**. One seed per sample: differences between close trials may be noise."]
     if lpips_missing:
         lines += ["", f"[^lpips]: {'; '.join(lpips_notes) or 'n/a: LPIPS was not computed'}"]
     return "\n".join(lines) + "\n"

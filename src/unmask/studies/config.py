@@ -2,20 +2,28 @@
 
 ``train`` holds :class:`~unmask.training.TrainConfig` fields shared by every study, plus
 ``image_size`` (the side the trials train and test at; it also sets ``discriminator.image_size``).
-A study overrides some of them (``studies.<name>.train``) and sweeps others (``studies.<name>.grid``,
-dotted TrainConfig paths such as ``generator.approach``). Every cell of every grid is built into a
-TrainConfig when the params are parsed, so a bad key or value fails before any trial starts, with a
-one-line error naming the dotted key where it was written (``studies.table3.grid.adv_los``).
+A study overrides some of them (``studies.<name>.train``) and either tabulates others over a grid
+(``studies.<name>.grid``, dotted TrainConfig paths such as ``generator.approach``) or tunes them:
+``studies.<name>.search`` samples ``num_samples`` configurations from a space of distributions with a
+search algorithm (random or Optuna's TPE) while a scheduler (ASHA) stops the poor ones early. Every cell
+of every grid, and both ends of every search range, is built into a TrainConfig when the params are
+parsed, so a bad key or value fails before any trial starts, with a one-line error naming the dotted key
+where it was written (``studies.table3.grid.adv_los``, ``studies.tune.search.space.lr_g``).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from unmask.config import Params, _format_error
 from unmask.errors import ConfigError
+
+
+# what every trial reports, as val_<name> and test_<name>
+METRICS = ("l1", "l2", "psnr", "ssim", "lpips", "l1_masked", "l2_masked", "psnr_masked")
+HIGHER_IS_BETTER = {"psnr", "ssim", "psnr_masked"}
 
 
 class _Section(BaseModel):
@@ -41,6 +49,87 @@ class TrackingConfig(_Section):
     artifact_root: str = "mlartifacts"   # local folder (relative to the project root) or a URI
 
 
+class Distribution(_Section):
+    """One searched parameter: exactly one of ``uniform: [low, high]``, ``loguniform: [low, high]``
+    (low > 0), ``randint: [low, high]`` (high exclusive, as in Tune) or ``choice: [v1, v2, ...]``."""
+
+    uniform: Optional[tuple[float, float]] = None
+    loguniform: Optional[tuple[float, float]] = None
+    randint: Optional[tuple[int, int]] = None
+    choice: Optional[Annotated[list[Any], Field(min_length=1)]] = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Distribution":
+        given = [k for k in ("uniform", "loguniform", "randint", "choice") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of uniform, loguniform, randint, choice "
+                             f"(got {', '.join(given) or 'none'})")
+        if self.kind != "choice":
+            low, high = self.args
+            if not low < high:
+                raise ValueError(f"{self.kind}: low must be below high, got [{low}, {high}]")
+            if self.kind == "loguniform" and low <= 0:
+                raise ValueError(f"loguniform: low must be > 0, got {low}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("uniform", "loguniform", "randint", "choice") if getattr(self, k) is not None)
+
+    @property
+    def args(self) -> Any:
+        return getattr(self, self.kind)
+
+    def probes(self) -> list[Any]:
+        """Values every trial could get at the extremes: built into a TrainConfig when parsing."""
+        if self.kind == "choice":
+            return list(self.choice)
+        low, high = self.args
+        return [low, high - 1] if self.kind == "randint" else [low, high]
+
+    def to_tune(self):
+        from ray import tune
+
+        if self.kind == "choice":
+            return tune.choice(list(self.choice))
+        return getattr(tune, self.kind)(*self.args)
+
+
+class SearchConfig(_Section):
+    """Tuning instead of tabulating: ``num_samples`` trials drawn from ``space`` (dotted train key ->
+    distribution) by ``algorithm``; ``scheduler: asha`` stops trials whose ``metric`` (a ``val_``
+    metric: never chosen on test) is poor at a rung, the first after ``grace_period`` steps."""
+
+    space: Annotated[dict[str, Distribution], Field(min_length=1)]
+    num_samples: int = Field(8, ge=1)
+    algorithm: Literal["random", "optuna"] = "random"     # optuna: TPE (Bayesian), seeded
+    scheduler: Literal["fifo", "asha"] = "asha"
+    metric: str = "val_psnr"
+    mode: Optional[Literal["max", "min"]] = None          # None: from the metric (PSNR, SSIM: max)
+    grace_period: Optional[int] = Field(None, ge=1)       # steps before ASHA may stop; None: train.val_every
+    reduction_factor: float = Field(3.0, gt=1)            # ASHA keeps the best 1/reduction_factor per rung
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, metric: str) -> str:
+        if metric not in {f"val_{m}" for m in METRICS}:
+            raise ValueError(f"{metric!r} is not a validation metric; choose one of "
+                             + ", ".join(f"val_{m}" for m in METRICS))
+        return metric
+
+    @field_validator("space")
+    @classmethod
+    def _space(cls, space: dict[str, Distribution]) -> dict[str, Distribution]:
+        for key in ("image_size", "seed"):
+            if key in space:
+                raise ValueError(f"{key} cannot be searched (set it in train, or as the study's seeds)")
+        return space
+
+    @property
+    def resolved_mode(self) -> str:
+        return self.mode or ("max" if self.metric.removeprefix("val_") in HIGHER_IS_BETTER else "min")
+
+
 class StudyConfig(_Section):
     title: str = ""
     train: dict[str, Any] = Field(default_factory=dict)       # overrides of the base ``train``
@@ -51,6 +140,17 @@ class StudyConfig(_Section):
     kinds: Optional[list[str]] = None      # occlusion kinds to train and test on (None: all)
     baselines: list[str] = Field(default_factory=list)
     reference: Optional[str] = None        # key into the paper's numbers (reports)
+    search: Optional[SearchConfig] = None  # tune instead of tabulate (then no grid, one seed)
+
+    @model_validator(mode="after")
+    def _grid_or_search(self) -> "StudyConfig":
+        if self.search is not None:
+            if self.grid or self.extra_cells:
+                raise ValueError("a study has either a grid (tabulate) or a search (tune), not both")
+            if len(self.seeds) != 1:
+                raise ValueError(f"a search study takes one seed (each sample is one trial), "
+                                 f"got seeds {self.seeds}")
+        return self
 
 
 class ReportsConfig(_Section):

@@ -1,4 +1,9 @@
-"""A study's trials: the cartesian product of its grid and its seeds, each a full TrainConfig dict."""
+"""A study's trials: the cartesian product of its grid and its seeds, each a full TrainConfig dict.
+
+A search study (``studies.<name>.search``) has one base trial instead; Ray Tune draws the searched
+values per trial into ``config["sample"]`` and :func:`resolve_trial` applies them to the base trial,
+in the worker and when the results are tabulated.
+"""
 
 from __future__ import annotations
 
@@ -64,25 +69,29 @@ def _check_names(cfg: TrainConfig) -> None:
             raise ConfigError(f"{key}: unknown {value!r}; choose one of {', '.join(sorted(choices))}")
 
 
-def _locate(err: ConfigError, study: str, cell: dict[str, Any], overrides: dict[str, Any]) -> ConfigError:
-    """Rewrite ``train.<key>: msg`` to name where ``key`` was written: grid, study train or base train."""
+def _locate(err: ConfigError, study: str, cell: dict[str, Any], overrides: dict[str, Any],
+            section: str = "grid") -> ConfigError:
+    """Rewrite ``train.<key>: msg`` to name where ``key`` was written: grid (or search space), study
+    train or base train."""
     key, _, msg = str(err).partition(": ")
     path = key.removeprefix("train.")
     over_keys = _flat_keys(overrides)
     for candidate in [path, *(path.rsplit(".", i)[0] for i in range(1, path.count(".") + 1))]:
         if candidate in cell:
-            return ConfigError(f"studies.{study}.grid.{path}: {msg}")
+            return ConfigError(f"studies.{study}.{section}.{path}: {msg}")
         if candidate in over_keys:
             return ConfigError(f"studies.{study}.train.{path}: {msg}")
     return ConfigError(f"train.{path}: {msg}")
 
 
-def build_train(params: StudiesParams, study: str, cell: dict[str, Any], seed: int) -> tuple[dict[str, Any], int]:
-    """(TrainConfig dict, image size) of one cell and seed; ConfigError names the offending key."""
+def build_train(params: StudiesParams, study: str, cell: dict[str, Any], seed: int,
+                section: str = "grid") -> tuple[dict[str, Any], int]:
+    """(TrainConfig dict, image size) of one cell and seed; ConfigError names the offending key (the
+    cell's keys as written in ``studies.<study>.<section>``)."""
     cfg = params.study(study)
     raw = _merge(params.train, cfg.train)
     for key, value in cell.items():
-        _set_dotted(raw, key, value, f"studies.{study}.grid.{key}")
+        _set_dotted(raw, key, value, f"studies.{study}.{section}.{key}")
     try:
         size = raw.pop("image_size", DEFAULT_IMAGE_SIZE)
         if not isinstance(size, int) or isinstance(size, bool) or size < 16:
@@ -95,14 +104,17 @@ def build_train(params: StudiesParams, study: str, cell: dict[str, Any], seed: i
         train_cfg = TrainConfig.from_dict(raw)
         _check_names(train_cfg)
     except ConfigError as err:
-        raise _locate(err, study, cell, cfg.train) from None
+        raise _locate(err, study, cell, cfg.train, section) from None
     return train_cfg.to_dict(), size
 
 
 def expand_study(params: StudiesParams, study: str) -> list[Trial]:
     """Every (cell, seed) of ``study``: cells in grid order (first key slowest), then ``extra_cells``;
-    seeds innermost."""
+    seeds innermost. A search study gives its one base trial, after checking that the ends of every
+    searched range (and every choice) make a valid TrainConfig."""
     cfg = params.study(study)
+    if cfg.search is not None:
+        return [_search_base(params, study)]
     keys = list(cfg.grid)
     cells = [dict(zip(keys, values)) for values in itertools.product(*(cfg.grid[k] for k in keys))]
     trials: list[Trial] = []
@@ -112,6 +124,50 @@ def expand_study(params: StudiesParams, study: str) -> list[Trial]:
             trials.append(Trial(study=study, cell=cell, cell_label=cell_label(cell), seed=seed,
                                 image_size=size, kinds=cfg.kinds, train=train))
     return trials
+
+
+def _search_base(params: StudiesParams, study: str) -> Trial:
+    cfg = params.study(study)
+    search, seed = cfg.search, cfg.seeds[0]
+    train, size = build_train(params, study, {}, seed)
+    for key, dist in search.space.items():
+        for value in dist.probes():
+            build_train(params, study, {key: value}, seed, section="search.space")
+    grace = search.grace_period
+    if grace is not None and grace > train["steps"]:
+        raise ConfigError(f"studies.{study}.search.grace_period: {grace} is beyond the trials' "
+                          f"{train['steps']} steps")
+    return Trial(study=study, cell={}, cell_label=cell_label({}), seed=seed, image_size=size, kinds=cfg.kinds,
+                 train=train)
+
+
+def _plain(value: Any) -> Any:
+    """A sampled value as plain Python (Tune and Optuna may hand out numpy scalars)."""
+    return value.item() if hasattr(value, "item") and not isinstance(value, (list, dict, str)) else value
+
+
+def _short_value(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def apply_sample(trial: Trial, sample: dict[str, Any]) -> Trial:
+    """``trial`` with the sampled values (dotted train key -> value) set; its cell and label name them."""
+    sample = {k: _plain(v) for k, v in sample.items()}
+    train = copy.deepcopy(trial["train"])
+    for key, value in sample.items():
+        _set_dotted(train, key, value, f"studies.{trial['study']}.search.space.{key}")
+    train = TrainConfig.from_dict(train).to_dict()
+    cell = {**trial["cell"], **sample}
+    label = " ".join(f"{k}={_short_value(v)}" for k, v in cell.items()) or "default"
+    return Trial(study=trial["study"], cell=cell, cell_label=label, seed=trial["seed"],
+                 image_size=trial["image_size"], kinds=trial["kinds"], train=train)
+
+
+def resolve_trial(config: dict[str, Any]) -> Trial:
+    """The trial a Tune config describes: ``config["trial"]``, with ``config["sample"]`` applied when
+    the study is a search."""
+    sample = config.get("sample")
+    return apply_sample(config["trial"], sample) if sample else config["trial"]
 
 
 def fingerprint(trials: list[Trial]) -> str:

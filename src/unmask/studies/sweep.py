@@ -8,7 +8,13 @@ Resume: the Tune experiment lives at ``<sweep.storage_path>/<study>`` next to ``
 (fingerprints of the trial set and the data, and the parent run id). Running the study again with the same trials
 restores the experiment (``Tuner.restore(..., resume_errored=True)``): finished trials are not
 retrained, interrupted ones continue from their last checkpoint, and the same parent run is reopened.
-A changed trial set (grid, seeds, budget) or changed data starts the experiment afresh.
+A changed trial set (grid, search, seeds, budget) or changed data starts the experiment afresh.
+
+Search studies (``studies.<name>.search``) run ``num_samples`` trials drawn by a search algorithm
+(Tune's seeded random search or Optuna's TPE) under a scheduler: with ASHA a trial whose validation
+metric is poor at a rung is stopped early. Such a trial is tabulated with status ``STOPPED_EARLY``
+and its MLflow run ends FINISHED with the tag ``unmask.stopped_early``; Tune marks its last result
+``done``, which tells it from a trial an interruption stopped.
 
 Interruption: a sweep stopped by SIGINT (Tune saves its state and returns early) raises instead of
 writing tables with unfinished trials; the parent run is ended FAILED, and child runs of trials that
@@ -34,17 +40,16 @@ import pyarrow.parquet as pq
 import unmask
 from unmask.errors import UnmaskError
 from unmask.io.atomic import atomic_path, write_text
-from unmask.studies.config import StudiesParams, SweepConfig
-from unmask.studies.grid import Trial, expand_study, fingerprint
+from unmask.studies.config import HIGHER_IS_BETTER, METRICS, SearchConfig, StudiesParams, SweepConfig
+from unmask.studies.grid import Trial, expand_study, fingerprint, resolve_trial
 from unmask.studies.trial import train_trial
 from unmask.tracking import PARENT_TAG, configure, experiment_id, flat_params
 from unmask.training.base import CHECKPOINT_NAME
 
 log = logging.getLogger("unmask")
 
-METRICS = ("l1", "l2", "psnr", "ssim", "lpips", "l1_masked", "l2_masked", "psnr_masked")
-HIGHER_IS_BETTER = {"psnr", "ssim", "psnr_masked"}
-SELECT_BY = "val_psnr"           # the champion: best validation PSNR (never chosen on test)
+SELECT_BY = "val_psnr"           # the champion of a grid: best validation PSNR (never chosen on test)
+FINISHED, FAILED, STOPPED_EARLY = "TERMINATED", "ERROR", "STOPPED_EARLY"    # trials.parquet status
 CHAMPION_ALIAS = "champion"
 STATE_FILE = "unmask-sweep.json"   # <storage>/<study>.unmask-sweep.json
 RAY_KEYS = {"timestamp", "checkpoint_dir_name", "done", "training_iteration", "trial_id", "date",
@@ -128,13 +133,15 @@ def trial_rows(results, trials: list[Trial], data_source: str) -> tuple[pd.DataF
     order = {(t["cell_label"], t["seed"]): i for i, t in enumerate(trials)}
     rows, curves = [], []
     for r in results:
-        trial: Trial = r.config["trial"]
+        trial: Trial = resolve_trial(r.config)
         m = r.metrics or {}
         trial_id = m.get("trial_id") or Path(r.path).name
+        steps_done = int(m.get("step", 0))
+        status = FAILED if r.error is not None else FINISHED if steps_done >= trial["train"]["steps"] else STOPPED_EARLY
         row: dict[str, Any] = {
             "study": trial["study"], "trial_id": trial_id, "cell": json.dumps(trial["cell"]),
-            "cell_label": trial["cell_label"], "seed": trial["seed"],
-            "status": "ERROR" if r.error is not None else "TERMINATED"}
+            "cell_label": trial["cell_label"], "seed": trial["seed"], "status": status,
+            "steps_done": steps_done}
         for split in ("val", "test"):
             for k in METRICS:
                 row[f"{split}_{k}"] = float(m.get(f"{split}_{k}", math.nan))
@@ -158,21 +165,23 @@ def trial_rows(results, trials: list[Trial], data_source: str) -> tuple[pd.DataF
                     if not pd.isna(value):
                         curves.append({"study": trial["study"], "trial_id": trial_id, "step": int(step),
                                        "metric": col, "value": float(value)})
-    table = pd.DataFrame(rows).sort_values("_order").drop(columns="_order").reset_index(drop=True)
+    # grid trials in the study's order; sampled trials in the order Tune created them
+    table = pd.DataFrame(rows).sort_values(["_order", "trial_id"]).drop(columns="_order").reset_index(drop=True)
     curve_cols = ["study", "trial_id", "step", "metric", "value"]
     return table, pd.DataFrame(curves, columns=curve_cols)
 
 
 def unfinished_trials(results) -> int:
-    """How many trials neither failed nor reported their last step. After SIGINT Tune returns early
-    and marks the trials it stopped TERMINATED, so the reported step is what tells."""
-    return sum(r.error is None and (r.metrics or {}).get("step", 0) < r.config["trial"]["train"]["steps"]
-               for r in results)
+    """How many trials neither failed, nor reported their last step, nor were stopped by the scheduler.
+    After SIGINT Tune returns early and marks the trials it stopped TERMINATED, so the reported step
+    tells; a scheduler's stop marks the last result ``done``, an interruption does not."""
+    return sum(r.error is None and not (r.metrics or {}).get("done")
+               and (r.metrics or {}).get("step", 0) < resolve_trial(r.config)["train"]["steps"] for r in results)
 
 
 def cell_means(table: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over seeds of every val/test metric, one row per cell (finished trials only)."""
-    done = table[table["status"] == "TERMINATED"]
+    done = table[table["status"] == FINISHED]
     cols = [c for c in table.columns if c.startswith(("val_", "test_"))]
     g = done.groupby("cell_label", sort=False)[cols]
     out = g.mean().add_suffix("_mean").join(g.std().add_suffix("_std")).join(g.size().rename("n_seeds"))
@@ -193,8 +202,8 @@ def study_metrics(name: str, table: pd.DataFrame) -> dict[str, Any]:
                      "std": _clean(float(means.at[i, f"{col}_std"]))}
     cells = {r["cell_label"]: {c[:-5]: _clean(float(r[c])) for c in means.columns if c.endswith("_mean")}
              for _, r in means.iterrows()}
-    return {"study": name, "trials": int(len(table)), "failed": int((table["status"] != "TERMINATED").sum()),
-            "best": best, "cells": cells}
+    return {"study": name, "trials": int(len(table)), "failed": int((table["status"] == FAILED).sum()),
+            "stopped_early": int((table["status"] == STOPPED_EARLY).sum()), "best": best, "cells": cells}
 
 
 def _write_parquet(path: Path, df: pd.DataFrame) -> None:
@@ -202,33 +211,74 @@ def _write_parquet(path: Path, df: pd.DataFrame) -> None:
         pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
 
 
-def _register_champion(name: str, table: pd.DataFrame) -> str | None:
+def _register_champion(name: str, table: pd.DataFrame, metric: str = SELECT_BY, mode: str = "max") -> str | None:
+    """Register the finished trial best on ``metric`` (a val_ metric) as ``unmask-<study>@champion``."""
     import mlflow
+    from mlflow.exceptions import MlflowException
 
-    done = table[(table["status"] == "TERMINATED") & (table["model_uri"] != "")].dropna(subset=[SELECT_BY])
+    done = table[(table["status"] == FINISHED) & (table["model_uri"] != "")].dropna(subset=[metric])
     if done.empty:
         return None
-    best = done.loc[done[SELECT_BY].idxmax()]
+    best = done.loc[done[metric].idxmax() if mode == "max" else done[metric].idxmin()]
     model_name = f"unmask-{name}"
+    client = mlflow.MlflowClient()
+    with contextlib.suppress(MlflowException):    # a resumed sweep with the same champion: no new version
+        if client.get_model_version_by_alias(model_name, CHAMPION_ALIAS).run_id == best["mlflow_run_id"]:
+            return f"models:/{model_name}@{CHAMPION_ALIAS}"
     version = mlflow.register_model(best["model_uri"], model_name)
-    mlflow.MlflowClient().set_registered_model_alias(model_name, CHAMPION_ALIAS, version.version)
+    client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version.version)
     return f"models:/{model_name}@{CHAMPION_ALIAS}"
 
 
 def close_stale_runs(experiment: str, parent_run_id: str) -> None:
     """End FAILED the parent run ``parent_run_id`` and its child runs when still RUNNING (left so by
-    a stopped trial or a killed driver); called when no trial of the sweep can be running."""
+    a killed driver) or KILLED (trials Tune stopped when the sweep was interrupted); called when no
+    trial of the sweep can be running. Early-stopped trials' runs are settled after the sweep."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
     client = mlflow.MlflowClient()
-    stale = client.search_runs([experiment], f"tags.`{PARENT_TAG}` = '{parent_run_id}' "
-                                             "and attributes.status = 'RUNNING'")
-    for run in stale:
+    children = client.search_runs([experiment], f"tags.`{PARENT_TAG}` = '{parent_run_id}'")
+    for run in (r for r in children if r.info.status in ("RUNNING", "KILLED")):   # KILLED: stopped by Tune
         client.set_terminated(run.info.run_id, "FAILED")
     with contextlib.suppress(MlflowException):
         if client.get_run(parent_run_id).info.status == "RUNNING":
             client.set_terminated(parent_run_id, "FAILED")
+
+
+def mark_stopped_early(table: pd.DataFrame, scheduler: str) -> None:
+    """End the MLflow runs of the trials the scheduler stopped FINISHED, tagged with where it stopped them."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    for row in table[(table["status"] == STOPPED_EARLY) & (table["mlflow_run_id"] != "")].itertuples():
+        client.set_tag(row.mlflow_run_id, "unmask.stopped_early", f"{scheduler} at step {row.steps_done}")
+        client.set_terminated(row.mlflow_run_id, "FINISHED")
+
+
+def search_setup(search: SearchConfig, base: Trial, max_concurrent: int) -> dict[str, Any]:
+    """The Tuner pieces of a search study: the sampled ``param_space`` entry and the TuneConfig
+    arguments (samples, metric, mode, search algorithm, scheduler, concurrency)."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    steps = base["train"]["steps"]
+    if search.algorithm == "optuna":
+        from ray.tune.search.optuna import OptunaSearch
+
+        algorithm, limit = OptunaSearch(seed=base["seed"]), {"max_concurrent_trials": max_concurrent}
+    else:   # limits its own concurrency (Tune ignores max_concurrent_trials for it)
+        algorithm, limit = BasicVariantGenerator(random_state=base["seed"], max_concurrent=max_concurrent), {}
+    if search.scheduler == "asha":
+        grace = search.grace_period or base["train"]["val_every"] or steps
+        scheduler = ASHAScheduler(time_attr="step", max_t=max(steps, 1), grace_period=min(grace, max(steps, 1)),
+                                  reduction_factor=search.reduction_factor)
+    else:
+        scheduler = FIFOScheduler()
+    return {"sample": {key: dist.to_tune() for key, dist in search.space.items()},
+            "tune_config": {"num_samples": search.num_samples, "metric": search.metric,
+                            "mode": search.resolved_mode, "search_alg": algorithm, "scheduler": scheduler,
+                            **limit}}
 
 
 # --------------------------------------------------------------------------- the study
@@ -255,7 +305,10 @@ def run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, re
     exp_path, state_path = f"{storage}/{name}", f"{base}/{name}.{STATE_FILE}"
     tracking_uri = configure(params.tracking, root)
     exp_id = experiment_id(name, params.tracking, root)
-    fp = json.dumps([fingerprint(trials), _data_fingerprint(data_root)])
+    fp_parts = [fingerprint(trials), _data_fingerprint(data_root)]
+    if study.search is not None:
+        fp_parts.append(study.search.model_dump(exclude_none=True))
+    fp = json.dumps(fp_parts)
     state = _read_state(fs, state_path)
     resume = state is not None and state.get("fingerprint") == fp and tune.Tuner.can_restore(exp_path)
     if not resume and fs.get_file_info(f"{base}/{name}").type != pafs.FileType.NotFound:
@@ -270,7 +323,10 @@ def run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, re
         mlflow.log_params({"study": name, "title": study.title, "grid": json.dumps(study.grid),
                            "extra_cells": json.dumps(study.extra_cells),
                            "seeds": json.dumps(study.seeds), "kinds": json.dumps(study.kinds),
-                           "n_trials": len(trials), "data_source": data_source,
+                           "n_trials": study.search.num_samples if study.search else len(trials),
+                           "data_source": data_source,
+                           **({"search": json.dumps(study.search.model_dump(exclude_none=True))}
+                              if study.search else {}),
                            **{f"train.{k}": v for k, v in flat_params(params.train).items()}})
         _write_state(fs, state_path, {"fingerprint": fp, "parent_run_id": parent.info.run_id})
     res = params.sweep.resources
@@ -284,12 +340,19 @@ def run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, re
                 log.info("%s: resuming the sweep in %s", name, exp_path)
                 tuner = tune.Tuner.restore(exp_path, trainable, resume_errored=True)
             else:
+                if study.search is not None:
+                    setup = search_setup(study.search, trials[0], params.sweep.max_concurrent)
+                    space = {"trial": trials[0], "sample": setup["sample"], "context": context}
+                    extra = setup["tune_config"]
+                else:
+                    space = {"trial": tune.grid_search(trials), "context": context}
+                    extra = {"max_concurrent_trials": params.sweep.max_concurrent}
                 tuner = tune.Tuner(
                     trainable,
-                    param_space={"trial": tune.grid_search(trials), "context": context},
-                    tune_config=tune.TuneConfig(max_concurrent_trials=params.sweep.max_concurrent,
-                                                reuse_actors=True,
-                                                trial_dirname_creator=lambda t: f"trial_{t.trial_id}"),
+                    param_space=space,
+                    tune_config=tune.TuneConfig(reuse_actors=True,
+                                                trial_dirname_creator=lambda t: f"trial_{t.trial_id}",
+                                                **extra),
                     run_config=tune.RunConfig(
                         name=name, storage_path=storage, verbose=1 if progress else 0,
                         failure_config=tune.FailureConfig(max_failures=params.sweep.max_failures),
@@ -306,8 +369,13 @@ def run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, re
         write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         mlflow.log_table(cell_means(table), artifact_file="comparison.json")
         mlflow.log_artifact(str(out_dir / "trials.parquet"))
-        mlflow.log_metrics({"trials_failed": metrics["failed"], "trials": metrics["trials"]})
-        champion = _register_champion(name, table)
+        mlflow.log_metrics({"trials_failed": metrics["failed"], "trials": metrics["trials"],
+                            "trials_stopped_early": metrics["stopped_early"]})
+        if study.search is not None:
+            mark_stopped_early(table, study.search.scheduler)
+            champion = _register_champion(name, table, study.search.metric, study.search.resolved_mode)
+        else:
+            champion = _register_champion(name, table)
         if champion:
             mlflow.set_tag("unmask.champion", champion)
     except BaseException:
@@ -316,5 +384,6 @@ def run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, re
             close_stale_runs(exp_id, parent.info.run_id)
         raise
     mlflow.end_run("FINISHED")
-    log.info("%s: %d trials (%d failed) -> %s", name, metrics["trials"], metrics["failed"], out_dir)
+    log.info("%s: %d trials (%d failed, %d stopped early) -> %s", name, metrics["trials"], metrics["failed"],
+             metrics["stopped_early"], out_dir)
     return out_dir

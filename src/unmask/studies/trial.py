@@ -1,13 +1,16 @@
 """One trial of a study: the Ray Tune trainable (function API) and what it logs to MLflow.
 
 ``train_trial(config)`` gets ``config["trial"]`` (a :class:`~unmask.studies.grid.Trial`) and
-``config["context"]`` (data root, tracking URI, experiment and parent run ids, CPUs per trial). It
+``config["context"]`` (data root, tracking URI, experiment and parent run ids, CPUs per trial), and in a
+search study ``config["sample"]`` (the values Tune drew for this trial, applied to the trial). It
 resumes from ``tune.get_checkpoint()`` when Tune restarts it, trains with ``Trainer.fit``, and at every
 validation point reports the metrics and the Ray node id with a checkpoint (``last.pt`` plus
 ``trial_state.json``: the MLflow run id and the training time so far). At the last step it also
 evaluates the test split, logs the model and sample images, and reports the ``test_`` metrics. The
 MLflow child run (tag ``mlflow.parentRunId``) is ended FINISHED, or FAILED when the trial raises; a
-retried trial reopens it.
+retried trial reopens it. When Tune stops the trial at a report (a scheduler's early stop, or the end
+of an interrupted sweep) before its last step, the run is ended KILLED and the driver settles it: FINISHED
+with the tag ``unmask.stopped_early``, or FAILED when the sweep was interrupted.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from torch import nn
 
 from unmask.data.torch_datasets import PairedDataset, UnpairedDataset, batches, infinite_batches
 from unmask.metrics import MetricUnavailable, load_lpips
+from unmask.studies.grid import resolve_trial
 from unmask.tracking import PARENT_TAG, flat_params
 from unmask.training import Trainer, TrainConfig, build_trainer
 from unmask.training.base import CHECKPOINT_NAME
@@ -101,7 +105,7 @@ def train_trial(config: dict[str, Any]) -> None:
     import ray
     from ray import tune
 
-    trial, ctx = config["trial"], config["context"]
+    trial, ctx = resolve_trial(config), config["context"]
     cfg = TrainConfig.from_dict(trial["train"])
     if cfg.threads is None:
         torch.set_num_threads(max(1, int(ctx["cpus"])))
@@ -165,6 +169,9 @@ def train_trial(config: dict[str, Any]) -> None:
         stream = infinite_batches(train_ds, cfg.batch_size, seed=cfg.seed)
         trainer.fit(itertools.islice(stream, trainer.step, None), lambda: batches(val_ds, cfg.batch_size),
                     callback=callback, lpips=lpips)
+    except SystemExit:   # Tune stopped the trial at a report (see the module docstring)
+        mlflow.end_run("FINISHED" if trainer.step >= cfg.steps else "KILLED")
+        raise
     except BaseException:
         mlflow.end_run("FAILED")
         raise
