@@ -55,6 +55,12 @@ def test_killed_worker_is_retried_from_its_checkpoint(tmp_path):
     runs = _runs(tmp_path)
     assert len(_children(runs)) == len(table)          # the retry reopened the trial's MLflow run
     assert all(r.info.status == "FINISHED" for r in runs)
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for key in ("val_psnr", "g_total"):   # steps the killed attempt logged are not logged again
+        steps = [m.step for m in client.get_metric_history(row["mlflow_run_id"], key)]
+        assert steps and len(steps) == len(set(steps)), (key, steps)
 
 
 @pytest.mark.slow

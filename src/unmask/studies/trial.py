@@ -99,6 +99,14 @@ def _log_model(trainer: Trainer, example: torch.Tensor) -> str:
     return info.model_uri
 
 
+def _last_logged_step(run_id: str, metrics: dict[str, float]) -> int:
+    """The last step at which run ``run_id`` logged any of ``metrics`` (-1 when none)."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    return max((m.step for key in metrics for m in client.get_metric_history(run_id, key)), default=-1)
+
+
 def train_trial(config: dict[str, Any]) -> None:
     """The Ray Tune trainable."""
     import mlflow
@@ -121,8 +129,10 @@ def train_trial(config: dict[str, Any]) -> None:
     lpips_note = lpips.reason if isinstance(lpips, MetricUnavailable) else ""
 
     mlflow.set_tracking_uri(ctx["tracking_uri"])
+    logged_up_to = -1     # a retried trial re-trains steps its failed attempt already logged: not again
     if state["mlflow_run_id"]:
         run = mlflow.start_run(run_id=state["mlflow_run_id"])
+        logged_up_to = _last_logged_step(run.info.run_id, run.data.metrics)
     else:
         run = mlflow.start_run(experiment_id=ctx["experiment_id"],
                                run_name=f"{trial['cell_label']} seed={trial['seed']}",
@@ -149,7 +159,8 @@ def train_trial(config: dict[str, Any]) -> None:
         return final
 
     def callback(step: int, metrics: dict[str, float]) -> None:
-        mlflow.log_metrics({k: v for k, v in metrics.items() if not math.isnan(v)}, step=step)
+        if step > logged_up_to:
+            mlflow.log_metrics({k: v for k, v in metrics.items() if not math.isnan(v)}, step=step)
         if not any(k.startswith("val_") for k in metrics):
             train_means.clear()
             train_means.update(metrics)
