@@ -85,3 +85,16 @@ def test_sample_faces_are_different_people(study, tmp_path):
         ((ds[i]["clean"].permute(1, 2, 0) + 1) * 127.5).round().to(torch.uint8), torch.from_numpy(t)))
         for t in s["target"]]
     assert len({ds.identities[i] for i in shown}) == 2
+
+
+def test_checkpoints_on_a_filesystem_uri_are_fetched(study, tmp_path):
+    """A sweep on shared storage (sweep.storage_path: s3://...) records its checkpoints as URIs."""
+    splits, ckpt, trials, _ = study
+    local = evaluate_study(trials.iloc[:1], splits / "test", None, [], None, tmp_path / "a", progress=False)
+    remote = trials.iloc[:1].copy()
+    remote.loc[0, "checkpoint"] = f"file://{ckpt}"
+    table = evaluate_study(remote, splits / "test", None, [], None, tmp_path / "b", progress=False)
+    assert table.loc[0, "test_psnr"] == pytest.approx(local.loc[0, "test_psnr"], rel=1e-6)
+    remote.loc[0, "checkpoint"] = f"file://{tmp_path}/gone/last.pt"
+    with pytest.raises(UnmaskError, match=r"^file://.*/gone/last.pt: cannot fetch the checkpoint"):
+        evaluate_study(remote, splits / "test", None, [], None, tmp_path / "c", progress=False)

@@ -1,7 +1,8 @@
 """A micro search study (random search or Optuna TPE under ASHA) run end to end, then run again.
 
 Run as ``python search_study.py WORKDIR ALGORITHM`` inside a loopback-only network namespace; prints one
-JSON line with the trials table (both runs) and every MLflow run's status and tags.
+JSON line with the trials table (both runs) and every MLflow run's status and tags. With ``optuna`` the
+sweep stores its experiment through a ``file://`` URI (the code path of ``s3://`` storage).
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ N_SAMPLES = 6
 STEPS = 8
 
 
-def params(algorithm: str) -> dict:
+def params(algorithm: str, storage: str = "ray") -> dict:
     return {**PARAMS,
             "train": {**PARAMS["train"], "steps": STEPS, "val_every": 2},
             # one trial at a time: ASHA then judges each trial against all earlier ones, so with
             # reduction factor 2 some trials must fall below the rung's median and be stopped
-            "sweep": {**PARAMS["sweep"], "max_concurrent": 1},
+            "sweep": {**PARAMS["sweep"], "max_concurrent": 1, "storage_path": storage},
             "studies": {"tune": {
                 "title": "micro search", "train": {"framework": "cyclegan"}, "seeds": [3],
                 "search": {"space": {"lr_g": {"loguniform": [1e-5, 1e-1]},
@@ -48,7 +49,9 @@ def main(work: Path, algorithm: str) -> None:
 
     write_synth(work / "synth", n_identities=12, per_identity=2, size=16)
     split_dataset(work / "synth", work / "splits", SplitConfig(val=0.1, test=0.15), seed=0, progress=False)
-    p = parse_study_params(parse_params(params(algorithm)))
+    # the Optuna run stores through a pyarrow filesystem URI, as a sweep on shared storage (s3://) would
+    storage = f"file://{work.resolve()}/ray-uri" if algorithm == "optuna" else "ray"
+    p = parse_study_params(parse_params(params(algorithm, storage)))
     out = run_study("tune", p, work / "splits", work / "results", progress=False, root=work, data_source="test")
     before = pd.read_parquet(out / "trials.parquet")
     run_study("tune", p, work / "splits", work / "results", progress=False, root=work, data_source="test")

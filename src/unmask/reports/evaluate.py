@@ -9,13 +9,16 @@ faces and every configuration's output on them are kept for the comparison figur
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import torch
 from torch.utils.data import Subset
 from tqdm import tqdm
@@ -24,7 +27,7 @@ from unmask.data.torch_datasets import PairedDataset, batches, round_robin_by_id
 from unmask.errors import UnmaskError
 from unmask.io.atomic import atomic_path
 from unmask.metrics import LPIPSMetric, MetricUnavailable, aggregate, build_baseline, compute_metrics, load_lpips
-from unmask.training import load_trainer
+from unmask.training import CheckpointError, load_trainer
 
 EVAL_FILE = "eval.parquet"
 SAMPLES_FILE = "samples.npz"
@@ -101,7 +104,8 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
                "steps": _opt_int(t.get("steps")), "image_size": _opt_int(t.get("image_size")),
                "data_source": t.get("data_source", ""), "n_test": 0}
         if t["status"] == FINISHED:
-            trainer = load_trainer(t["checkpoint"], device=device)
+            with local_copy(t["checkpoint"]) as ckpt:
+                trainer = load_trainer(ckpt, device=device)
             size = row["image_size"] or trainer.cfg.discriminator.image_size
             row["image_size"] = row["image_size"] or size
             sample_size = size if sample_size is None else sample_size
@@ -135,6 +139,25 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
     with atomic_path(out_dir / EVAL_FILE) as tmp:
         table.to_parquet(tmp, index=False)
     return table
+
+
+@contextlib.contextmanager
+def local_copy(location: str) -> Iterator[str]:
+    """A local path to the checkpoint at ``location``: the path itself, or for a URI (``s3://``,
+    ``gs://``, ``file://``, as a sweep on shared storage records it) a temporary copy."""
+    if "://" not in location:
+        yield location
+        return
+    import pyarrow.fs as pafs
+
+    with tempfile.TemporaryDirectory() as d:
+        try:
+            fs, path = pafs.FileSystem.from_uri(location)
+            local = os.path.join(d, os.path.basename(path))
+            pafs.copy_files(path, local, source_filesystem=fs)
+        except (OSError, ValueError, pa.ArrowException) as err:
+            raise CheckpointError(f"{location}: cannot fetch the checkpoint ({str(err).splitlines()[0]})") from None
+        yield local
 
 
 def _opt_int(v) -> int | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -47,10 +48,19 @@ def rerun_isolated(argv: list[str]) -> int | None:
                     "network interfaces (set sweep.isolate_network: false to silence this)")
         return None
     env = {**os.environ, FLAG: "1"}
-    proc = subprocess.Popen(command([sys.executable, "-m", "unmask.cli", *argv]), env=env)
-    while True:
+    # its own session: a Ctrl-C (or a SIGTERM from DVC or a scheduler) reaches the sweep once, from here,
+    # as the SIGINT on which Tune saves its state and stops; Ray's workers never see it
+    proc = subprocess.Popen(command([sys.executable, "-m", "unmask.cli", *argv]), env=env, start_new_session=True)
+
+    def forward(signum, frame) -> None:
         try:
-            return proc.wait()
-        except KeyboardInterrupt:
-            # Ctrl-C reached the child too (same process group): let Tune save its state and exit
-            continue
+            os.kill(proc.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

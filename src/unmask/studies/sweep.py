@@ -71,6 +71,8 @@ def ray_session(cfg: SweepConfig) -> Iterator[None]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # checkpoints at every validation of short CPU trials are expected, not a bottleneck to warn about
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Tune's legacy table reporter: the only one that takes our columns (cell, seed, val PSNR)
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if ray.is_initialized():
         yield
         return
@@ -128,6 +130,18 @@ def _last_line(error: BaseException | None) -> str:
     return lines[-1].strip() if lines else ""
 
 
+def _checkpoint_location(checkpoint) -> str:
+    """The trial's last.pt: a local path, or a URI (``s3://...``) when the sweep stores on a remote
+    filesystem, so the evaluate stage can fetch it; "" when the trial left no checkpoint."""
+    if checkpoint is None:
+        return ""
+    path = f"{checkpoint.path}/{CHECKPOINT_NAME}"
+    fs = checkpoint.filesystem
+    if fs is None or isinstance(fs, pafs.LocalFileSystem) or "::" in fs.type_name:
+        return path
+    return f"{fs.type_name}://{path}"
+
+
 def trial_rows(results, trials: list[Trial], data_source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(trials table, learning curves) from a Tune ResultGrid, in the study's trial order."""
     order = {(t["cell_label"], t["seed"]): i for i, t in enumerate(trials)}
@@ -150,7 +164,7 @@ def trial_rows(results, trials: list[Trial], data_source: str) -> tuple[pd.DataF
         row.update({
             "lpips_note": m.get("lpips_note", ""), "mlflow_run_id": m.get("mlflow_run_id", ""),
             "model_uri": m.get("model_uri", ""),
-            "checkpoint": f"{r.checkpoint.path}/{CHECKPOINT_NAME}" if r.checkpoint is not None else "",
+            "checkpoint": _checkpoint_location(r.checkpoint),
             "train_time_s": float(m.get("train_time_s", math.nan)), "steps": int(trial["train"]["steps"]),
             "image_size": int(trial["image_size"]), "data_source": data_source,
             "node_ip": m.get("node_ip", ""), "node_id": m.get("node_id", ""), "error": _last_line(r.error),
@@ -256,6 +270,18 @@ def mark_stopped_early(table: pd.DataFrame, scheduler: str) -> None:
         client.set_terminated(row.mlflow_run_id, "FINISHED")
 
 
+def progress_reporter(search: SearchConfig | None):
+    """Tune's table while trials run: each trial's cell and seed (or its sampled values), its step and
+    validation PSNR / SSIM, at most every 30 s."""
+    from ray.tune import CLIReporter
+
+    params = ({"trial/cell_label": "cell", "trial/seed": "seed"} if search is None
+              else {f"sample/{key}": key for key in search.space})
+    metrics = {"step": "step", "val_psnr": "val PSNR", "val_ssim": "val SSIM", "train_time_s": "train s"}
+    return CLIReporter(parameter_columns=params, metric_columns=metrics, max_column_length=48,
+                       max_report_frequency=30)
+
+
 def search_setup(search: SearchConfig, base: Trial, max_concurrent: int) -> dict[str, Any]:
     """The Tuner pieces of a search study: the sampled ``param_space`` entry and the TuneConfig
     arguments (samples, metric, mode, search algorithm, scheduler, concurrency)."""
@@ -355,13 +381,15 @@ def run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, re
                                                 **extra),
                     run_config=tune.RunConfig(
                         name=name, storage_path=storage, verbose=1 if progress else 0,
+                        progress_reporter=progress_reporter(study.search),
                         failure_config=tune.FailureConfig(max_failures=params.sweep.max_failures),
                         checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
             results = tuner.fit()
             unfinished = unfinished_trials(results)
             if unfinished:   # Tune returns early on SIGINT, its state saved
-                raise UnmaskError(f"{name}: sweep interrupted with {unfinished} of {len(results)} trials "
-                                  f"unfinished; run it again to resume ({exp_path})")
+                total = study.search.num_samples if study.search else len(trials)
+                raise UnmaskError(f"{name}: sweep interrupted with {len(results) - unfinished} of {total} "
+                                  f"trials done; run it again to resume ({exp_path})")
         table, curves = trial_rows(results, trials, data_source)
         _write_parquet(out_dir / "trials.parquet", table)
         _write_parquet(out_dir / "curves.parquet", curves)
