@@ -76,3 +76,10 @@ def test_lpips_present_is_a_number():
     cells = _line(md, "| LPIPS ↓").split(" | ")
     assert cells[1] == "0.4000 ± 0.1414" and cells[2] == "**0.2000 ± 0.0000**"
     assert "[^lpips]" not in md and not np.isnan(best_cells(_eval_df(lpips=(0.3, 0.5, 0.2, 0.2)))["lpips"][1])
+
+
+def test_study_metrics_choose_and_order_the_rows():
+    md = study_table(_eval_df(), {"title": "t", "metrics": ["psnr", "l1"]}, None)
+    rows = [line.split(" | ")[0] for line in md.splitlines() if line.startswith("| ") and not line.startswith("| metric")]
+    assert rows == ["| PSNR (dB) ↑", "| L1 ↓"]
+    assert "LPIPS" not in md

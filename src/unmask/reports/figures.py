@@ -23,7 +23,7 @@ from unmask.errors import UnmaskError  # noqa: E402
 from unmask.io.atomic import atomic_path, write_text  # noqa: E402
 from unmask.reports.evaluate import EVAL_FILE, SAMPLES_FILE, load_samples  # noqa: E402
 from unmask.reports.paper import paper_table  # noqa: E402
-from unmask.reports.tables import METRICS, best_cells, search_table, study_table  # noqa: E402
+from unmask.reports.tables import METRICS, best_cells, search_table, shown_metrics, study_table  # noqa: E402
 
 CELL_PX = 128      # one face in the comparison grid
 LABEL_PX = 40      # column labels above the grid
@@ -207,8 +207,9 @@ def write_reports(results_dir: str | os.PathLike, reports_dir: str | os.PathLike
         if search:
             index.append(_search_headline(pd.read_parquet(study_dir / TRIALS_FILE), search))
         best = best_cells(eval_df)
-        index += [f"- best {METRICS[m][0]}: {', '.join(labels)} ({value:.4g})" for m, (labels, value) in best.items()]
-        if "lpips" not in best and "test_lpips" in eval_df:
+        shown = shown_metrics(eval_df, meta)
+        index += [f"- best {METRICS[m][0]}: {', '.join(best[m][0])} ({best[m][1]:.4g})" for m in shown if m in best]
+        if "lpips" in shown and "lpips" not in best and "test_lpips" in eval_df:
             notes = sorted({n for n in eval_df["lpips_note"].fillna("") if n})
             index.append(f"- LPIPS: {notes[0] if notes else 'n/a'}")
         index.append("")

@@ -26,6 +26,13 @@ METRICS: dict[str, tuple[str, bool]] = {   # name -> (row label, higher is bette
 NA_LPIPS = "n/a: weights missing"
 
 
+def shown_metrics(eval_df: pd.DataFrame, study_meta: Mapping[str, Any]) -> list[str]:
+    """The metrics a study's report shows: its ``metrics`` list (in that order) or every metric,
+    keeping those the evaluation measured."""
+    wanted = study_meta.get("metrics") or list(METRICS)
+    return [m for m in wanted if m in METRICS and f"test_{m}" in eval_df.columns]
+
+
 def _fmt(metric: str, value: float) -> str:
     return f"{value:.2f}" if metric.startswith("psnr") else f"{value:.4f}"
 
@@ -98,7 +105,7 @@ def study_table(eval_df: pd.DataFrame, study_meta: Mapping[str, Any], paper: Pap
     stats = cell_stats(eval_df)
     best = best_cells(eval_df)
     baselines = eval_df[eval_df["role"] == "baseline"].drop_duplicates("cell_label").set_index("cell_label")
-    metrics = [m for m in METRICS if f"test_{m}" in eval_df.columns]
+    metrics = shown_metrics(eval_df, study_meta)
     lpips_notes = sorted({n for n in eval_df.get("lpips_note", pd.Series(dtype=str)).fillna("") if n})
     lpips_missing = "lpips" in metrics and eval_df["test_lpips"].isna().all()
 
@@ -176,7 +183,7 @@ def search_table(eval_df: pd.DataFrame, trials: pd.DataFrame, study_meta: Mappin
     rows = rows.assign(_done=~finished, _depth=-rows["steps_done"].fillna(0), _score=score.fillna(math.inf))
     rows = rows.sort_values(["_done", "_depth", "_score"]).reset_index(drop=True)
     best = best_cells(eval_df)
-    metrics = [m for m in METRICS if f"test_{m}" in eval_df.columns]
+    metrics = shown_metrics(eval_df, study_meta)
     lpips_missing = "lpips" in metrics and eval_df["test_lpips"].isna().all()
     lpips_notes = sorted({n for n in eval_df.get("lpips_note", pd.Series(dtype=str)).fillna("") if n})
     seeds = sorted({int(x) for x in rows["seed"].dropna()})

@@ -141,6 +141,17 @@ class StudyConfig(_Section):
     baselines: list[str] = Field(default_factory=list)
     reference: Optional[str] = None        # key into the paper's numbers (reports)
     search: Optional[SearchConfig] = None  # tune instead of tabulate (then no grid, one seed)
+    metrics: Optional[list[str]] = None    # test metrics the report shows, in this order (None: all)
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, metrics: Optional[list[str]]) -> Optional[list[str]]:
+        for m in metrics or []:
+            if m not in METRICS:
+                raise ValueError(f"unknown metric {m!r}; choose from {', '.join(METRICS)}")
+        if metrics is not None and not metrics:
+            raise ValueError("list at least one metric, or leave it out for all")
+        return metrics
 
     @model_validator(mode="after")
     def _grid_or_search(self) -> "StudyConfig":
