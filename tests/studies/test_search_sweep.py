@@ -17,14 +17,14 @@ from tests.studies.search_study import N_SAMPLES, STEPS
 SCRIPT = Path(__file__).with_name("search_study.py")
 
 
-@pytest.fixture(scope="module", params=["random", "optuna"])
+# random search runs by default (CI); Optuna with file:// storage with the slow tests
+@pytest.fixture(scope="module", params=["random", pytest.param("optuna", marks=pytest.mark.slow)])
 def search(request, tmp_path_factory) -> dict:
     namespace_or_skip()
     work = tmp_path_factory.mktemp(f"search_{request.param}")
     return {**run_isolated(SCRIPT, str(work), request.param, timeout=300), "algorithm": request.param}
 
 
-@pytest.mark.slow
 def test_samples_are_drawn_from_the_space_and_asha_stops_some(search):
     t = pd.DataFrame(search["before"])
     assert len(t) == N_SAMPLES
@@ -43,7 +43,6 @@ def test_samples_are_drawn_from_the_space_and_asha_stops_some(search):
     assert metrics["stopped_early"] == len(stopped) and metrics["failed"] == 0
 
 
-@pytest.mark.slow
 def test_mlflow_runs_end_finished_and_name_the_early_stop(search):
     t = pd.DataFrame(search["before"])
     runs = {r["run_id"]: r for r in search["runs"]}
@@ -59,7 +58,6 @@ def test_mlflow_runs_end_finished_and_name_the_early_stop(search):
     assert search["champion"] == done.loc[done["val_psnr"].idxmax(), "mlflow_run_id"]
 
 
-@pytest.mark.slow
 def test_second_run_resumes_without_retraining(search):
     before, after = pd.DataFrame(search["before"]), pd.DataFrame(search["after"])
     for col in ("trial_id", "cell", "status", "steps_done", "train_time_s", "mlflow_run_id", "checkpoint"):

@@ -1,5 +1,7 @@
 """A micro study end to end through real Ray Tune and MLflow, then run again: it must resume.
 
+Part of the default (CI) run: the study trains two 4-step trials at 16 px, about 40 s with Ray's start-up.
+
 Ray runs inside a loopback-only network namespace (``unshare -rn``), so nothing it opens can be reached
 from outside; the test is skipped with the reason where such namespaces are not permitted.
 """
@@ -44,7 +46,6 @@ def micro(tmp_path_factory) -> dict:
     return out
 
 
-@pytest.mark.slow
 def test_trials_table(micro):
     table = pd.read_parquet(Path(micro["out"]) / "trials.parquet")
     assert len(table) == 2
@@ -65,7 +66,6 @@ def test_trials_table(micro):
         assert Path(ckpt).is_absolute() and Path(ckpt).is_file()
 
 
-@pytest.mark.slow
 def test_curves_and_metrics(micro):
     out = Path(micro["out"])
     curves = pd.read_parquet(out / "curves.parquet")
@@ -80,7 +80,6 @@ def test_curves_and_metrics(micro):
     assert metrics["best"]["test_psnr"]["cell"] == best
 
 
-@pytest.mark.slow
 def test_mlflow_runs_finished_and_nested(micro):
     import mlflow
 
@@ -103,14 +102,12 @@ def test_mlflow_runs_finished_and_nested(micro):
     assert champion.run_id in set(table["mlflow_run_id"])
 
 
-@pytest.mark.slow
 def test_second_run_resumes_without_retraining(micro):
     before, after = pd.DataFrame(micro["before"]), pd.DataFrame(micro["after"])
     for col in ("trial_id", "train_time_s", "mlflow_run_id", "checkpoint", "test_psnr"):
         assert before[col].tolist() == after[col].tolist(), col
 
 
-@pytest.mark.slow
 def test_ray_listens_on_loopback_only(micro):
     assert micro["listening"], "no listening sockets seen while Ray ran"
     wide = [addr for addr in micro["listening"] if not addr.startswith(LOOPBACK)]

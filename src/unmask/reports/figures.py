@@ -17,6 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+from matplotlib.ticker import NullFormatter  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from unmask.errors import UnmaskError  # noqa: E402
@@ -91,7 +92,9 @@ def learning_curves(curves_path: str | os.PathLike, out_path: str | os.PathLike,
         part = curves[curves["metric"] == metric]
         for trial_id, rows in part.groupby("trial_id", sort=True):
             rows = rows.sort_values("step")
-            ax.plot(rows["step"], rows["value"], lw=1, label=labels.get(str(trial_id), str(trial_id)))
+            # markers: a trial stopped at its first validation is a single point
+            ax.plot(rows["step"], rows["value"], lw=1, marker=".", ms=4,
+                    label=labels.get(str(trial_id), str(trial_id)))
         ax.set_title(metric, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
@@ -129,6 +132,7 @@ def search_figure(trials_path: str | os.PathLike, search: Mapping[str, Any], out
             ax.set_xlim(-0.5, len(choices) - 0.5)
         elif kind == "loguniform":
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())   # decade labels only: minor ones overlap
         for status, marker, label in (("TERMINATED", "o", "finished"), ("STOPPED_EARLY", "x", "stopped early")):
             sel = (t["status"] == status).to_numpy()
             ax.scatter([x for x, s in zip(xs, sel) if s], t.loc[sel, metric], marker=marker, s=28, label=label)

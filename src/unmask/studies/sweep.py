@@ -267,7 +267,8 @@ def mark_stopped_early(table: pd.DataFrame, scheduler: str) -> None:
     client = mlflow.MlflowClient()
     for row in table[(table["status"] == STOPPED_EARLY) & (table["mlflow_run_id"] != "")].itertuples():
         client.set_tag(row.mlflow_run_id, "unmask.stopped_early", f"{scheduler} at step {row.steps_done}")
-        client.set_terminated(row.mlflow_run_id, "FINISHED")
+        ended = client.get_run(row.mlflow_run_id).info.end_time    # when the trial stopped, not now
+        client.set_terminated(row.mlflow_run_id, "FINISHED", end_time=ended)
 
 
 def progress_reporter(search: SearchConfig | None):
