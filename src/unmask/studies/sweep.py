@@ -73,6 +73,8 @@ def ray_session(cfg: SweepConfig) -> Iterator[None]:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # Tune's legacy table reporter: the only one that takes our columns (cell, seed, val PSNR)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # it notes, per trial, that TensorBoard cannot take the betas tuple: noise beside the table
+    logging.getLogger("ray.tune.logger.tensorboardx").setLevel(logging.WARNING)
     if ray.is_initialized():
         yield
         return

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import logging
 import math
 import tempfile
 import time
@@ -113,6 +114,8 @@ def train_trial(config: dict[str, Any]) -> None:
     import ray
     from ray import tune
 
+    # one line per checkpoint from every worker would drown the progress table
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     trial, ctx = resolve_trial(config), config["context"]
     cfg = TrainConfig.from_dict(trial["train"])
     if cfg.threads is None:
