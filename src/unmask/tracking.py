@@ -87,7 +87,7 @@ def log_reports_to_parents(params: StudiesParams, root: Path, results_dir: Path,
         parent = client.get_run(run_ids[0]).data.tags.get(PARENT_TAG)
         if not parent:
             continue
-        for f in (f"{name}.md", f"{name}.png", f"{name}_curves.png"):
+        for f in (f"{name}.md", f"{name}.png", f"{name}_curves.png", f"{name}_search.png"):
             if (reports_dir / f).is_file():
                 client.log_artifact(parent, str(reports_dir / f), artifact_path="report")
         evaluated = results_dir / name / "eval.parquet"
