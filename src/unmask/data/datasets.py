@@ -137,14 +137,19 @@ def _ffhq_image_dir(root: Path) -> Path:
     return _first_dir(root / "images1024x1024", root / "thumbnails128x128") or root
 
 
-def _ffhq_images(root: Path) -> tuple[Path, dict[int, Path]]:
-    img_dir = _ffhq_image_dir(root)
+def _numbered_files(root: Path, pattern: re.Pattern) -> dict[int, Path]:
+    """Image number -> the first file under ``root`` whose name ``pattern`` matches (group 1: the number)."""
     found: dict[int, Path] = {}
-    for p in walk_files(img_dir):
-        m = _FFHQ_PNG.match(p.name)
+    for p in walk_files(root):
+        m = pattern.match(p.name)
         if m:
             found.setdefault(int(m.group(1)), p)
-    return img_dir, found
+    return found
+
+
+def _ffhq_images(root: Path) -> tuple[Path, dict[int, Path]]:
+    img_dir = _ffhq_image_dir(root)
+    return img_dir, _numbered_files(img_dir, _FFHQ_PNG)
 
 
 def _ffhq_meta(root: Path) -> dict[int, _FfhqMeta]:
@@ -329,11 +334,7 @@ def cmfd_items(root: Path) -> list[Item]:
     resized to it; an unpaired CMFD image is rejected."""
     _, originals = _ffhq_images(root)
     metas = _ffhq_meta(root)
-    cmfd: dict[int, Path] = {}
-    for p in walk_files(root):
-        m = _CMFD_JPG.match(p.name)
-        if m:
-            cmfd.setdefault(int(m.group(1)), p)
+    cmfd = _numbered_files(root, _CMFD_JPG)
 
     def item(n: int, masked: Path) -> Item:
         def load() -> dict[str, Any]:

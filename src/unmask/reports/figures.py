@@ -24,7 +24,15 @@ from unmask.errors import UnmaskError  # noqa: E402
 from unmask.io.atomic import atomic_path, write_text  # noqa: E402
 from unmask.reports.evaluate import EVAL_FILE, SAMPLES_FILE, load_samples  # noqa: E402
 from unmask.reports.paper import paper_table  # noqa: E402
-from unmask.reports.tables import METRICS, best_cells, search_table, shown_metrics, study_table  # noqa: E402
+from unmask.reports.tables import (  # noqa: E402
+    METRICS,
+    best_cells,
+    distribution_kind,
+    search_higher_is_better,
+    search_table,
+    shown_metrics,
+    study_table,
+)
 
 CELL_PX = 128      # one face in the comparison grid
 LABEL_PX = 40      # column labels above the grid
@@ -122,7 +130,7 @@ def search_figure(trials_path: str | os.PathLike, search: Mapping[str, Any], out
     keys = list(search["space"])
     fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.2), dpi=DPI, squeeze=False)
     for ax, key in zip(axes.flat, keys):
-        kind = next(k for k, v in search["space"][key].items() if v is not None)
+        kind, _ = distribution_kind(search["space"][key])
         xs = [c.get(key) for c in cells]
         if kind == "choice":
             choices = [str(v) for v in search["space"][key]["choice"]]
@@ -146,7 +154,7 @@ def search_figure(trials_path: str | os.PathLike, search: Mapping[str, Any], out
 
 def _search_headline(trials: pd.DataFrame, search: Mapping[str, Any]) -> str:
     metric = search.get("metric", "val_psnr")
-    higher = (search.get("mode") or ("max" if METRICS.get(metric[4:], ("", False))[1] else "min")) == "max"
+    higher = search_higher_is_better(search)
     done = trials[trials["status"] == "TERMINATED"].dropna(subset=[metric])
     n_stopped = int((trials["status"] == "STOPPED_EARLY").sum())
     if done.empty:
@@ -193,7 +201,8 @@ def write_reports(results_dir: str | os.PathLike, reports_dir: str | os.PathLike
             trials_path = study_dir / TRIALS_FILE
             if not trials_path.is_file():
                 raise UnmaskError(f"{trials_path}: missing; run the sweep of study {name!r} first")
-            page = [search_table(eval_df, pd.read_parquet(trials_path), meta)]
+            trials = pd.read_parquet(trials_path)
+            page = [search_table(eval_df, trials, meta)]
             written.append(search_figure(trials_path, search, reports_dir / f"{name}_search.png"))
             page += ["", f"![each sampled value against {search.get('metric', 'val_psnr')}]({name}_search.png)"]
         else:
@@ -209,7 +218,7 @@ def write_reports(results_dir: str | os.PathLike, reports_dir: str | os.PathLike
         written.append(reports_dir / f"{name}.md")
         index += [f"## [{meta.get('title') or name}]({name}.md)", ""]
         if search:
-            index.append(_search_headline(pd.read_parquet(study_dir / TRIALS_FILE), search))
+            index.append(_search_headline(trials, search))
         best = best_cells(eval_df)
         shown = shown_metrics(eval_df, meta)
         index += [f"- best {METRICS[m][0]}: {', '.join(best[m][0])} ({best[m][1]:.4g})" for m in shown if m in best]

@@ -11,19 +11,44 @@ the scheduler let it train, and its test metrics.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, Mapping
 
 import pandas as pd
 
 from unmask.reports.paper import PaperTable
+from unmask.studies.config import HIGHER_IS_BETTER, METRICS as REPORTED
 
-METRICS: dict[str, tuple[str, bool]] = {   # name -> (row label, higher is better)
-    "l1": ("L1", False), "l2": ("L2", False), "psnr": ("PSNR (dB)", True), "ssim": ("SSIM", True),
-    "lpips": ("LPIPS", False), "l1_masked": ("L1 masked", False), "l2_masked": ("L2 masked", False),
-    "psnr_masked": ("PSNR masked (dB)", True),
-}
+LABELS = {"l1": "L1", "l2": "L2", "psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS", "l1_masked": "L1 masked",
+          "l2_masked": "L2 masked", "psnr_masked": "PSNR masked (dB)"}
+# name -> (row label, higher is better), in the order trials report them
+METRICS: dict[str, tuple[str, bool]] = {m: (LABELS[m], m in HIGHER_IS_BETTER) for m in REPORTED}
 NA_LPIPS = "n/a: weights missing"
+
+
+def search_higher_is_better(search: Mapping[str, Any]) -> bool:
+    """Whether a search (its params.yaml entry, as a mapping) maximises its metric: its ``mode``, else
+    the metric's own direction."""
+    mode = search.get("mode")
+    if mode:
+        return mode == "max"
+    return METRICS.get(search.get("metric", "val_psnr").removeprefix("val_"), ("", False))[1]
+
+
+def distribution_kind(dist: Mapping[str, Any]) -> tuple[str, Any]:
+    """(kind, arguments) of a searched parameter's distribution mapping (the one field that is set)."""
+    return next((k, v) for k, v in dist.items() if v is not None)
+
+
+def _lpips_missing(eval_df: pd.DataFrame, metrics: list[str]) -> tuple[bool, list[str]]:
+    """(whether LPIPS is shown but was measured nowhere, the reasons recorded for it)."""
+    notes = sorted({n for n in eval_df.get("lpips_note", pd.Series(dtype=str)).fillna("") if n})
+    return "lpips" in metrics and bool(eval_df["test_lpips"].isna().all()), notes
+
+
+def _lpips_footnote(notes: list[str]) -> list[str]:
+    return ["", f"[^lpips]: {'; '.join(notes) or 'n/a: LPIPS was not computed'}"]
 
 
 def shown_metrics(eval_df: pd.DataFrame, study_meta: Mapping[str, Any]) -> list[str]:
@@ -106,8 +131,7 @@ def study_table(eval_df: pd.DataFrame, study_meta: Mapping[str, Any], paper: Pap
     best = best_cells(eval_df)
     baselines = eval_df[eval_df["role"] == "baseline"].drop_duplicates("cell_label").set_index("cell_label")
     metrics = shown_metrics(eval_df, study_meta)
-    lpips_notes = sorted({n for n in eval_df.get("lpips_note", pd.Series(dtype=str)).fillna("") if n})
-    lpips_missing = "lpips" in metrics and eval_df["test_lpips"].isna().all()
+    lpips_missing, lpips_notes = _lpips_missing(eval_df, metrics)
 
     columns = [f"{_cell(label)} (n={max((s[2] for s in st.values()), default=0)})" for label, st in stats.items()]
     columns += [f"baseline: {_cell(name)}" for name in baselines.index]
@@ -144,12 +168,12 @@ def study_table(eval_df: pd.DataFrame, study_meta: Mapping[str, Any], paper: Pap
                   "number for number with ours (different data, image size and training length)."
                   + (f" {paper.note}" if paper.note else "")]
     if lpips_missing:
-        lines += ["", f"[^lpips]: {'; '.join(lpips_notes) or 'n/a: LPIPS was not computed'}"]
+        lines += _lpips_footnote(lpips_notes)
     return "\n".join(lines) + "\n"
 
 
 def _distribution(d: Mapping[str, Any]) -> str:
-    kind, args = next((k, v) for k, v in d.items() if v is not None)
+    kind, args = distribution_kind(d)
     return f"{kind}({', '.join(map(str, args))})"
 
 
@@ -170,11 +194,9 @@ def search_table(eval_df: pd.DataFrame, trials: pd.DataFrame, study_meta: Mappin
     (finished trials first, then those stopped early, deepest first), sampled values, steps trained,
     test metrics (best finished trial per metric in bold), then the baselines. ``trials`` is the
     sweep's trials.parquet (for the val_ metrics); ``study_meta`` holds ``search`` as in params.yaml."""
-    import json
-
     search = study_meta["search"]
     metric = search.get("metric", "val_psnr")
-    higher = (search.get("mode") or ("max" if METRICS.get(metric.removeprefix("val_"), ("", False))[1] else "min")) == "max"
+    higher = search_higher_is_better(search)
     keys = list(search["space"])
     rows = eval_df[eval_df["role"] == "trial"].merge(
         trials[["trial_id", metric, "steps_done"]], on="trial_id", how="left")
@@ -184,8 +206,7 @@ def search_table(eval_df: pd.DataFrame, trials: pd.DataFrame, study_meta: Mappin
     rows = rows.sort_values(["_done", "_depth", "_score"]).reset_index(drop=True)
     best = best_cells(eval_df)
     metrics = shown_metrics(eval_df, study_meta)
-    lpips_missing = "lpips" in metrics and eval_df["test_lpips"].isna().all()
-    lpips_notes = sorted({n for n in eval_df.get("lpips_note", pd.Series(dtype=str)).fillna("") if n})
+    lpips_missing, lpips_notes = _lpips_missing(eval_df, metrics)
     seeds = sorted({int(x) for x in rows["seed"].dropna()})
 
     lines = _header(eval_df, study_meta, cell_stats(eval_df))
@@ -224,5 +245,5 @@ def search_table(eval_df: pd.DataFrame, trials: pd.DataFrame, study_meta: Mappin
               "re-computed from the checkpoints of finished trials only; the best finished trial per test metric "
               "is in **bold**. One seed per sample: differences between close trials may be noise."]
     if lpips_missing:
-        lines += ["", f"[^lpips]: {'; '.join(lpips_notes) or 'n/a: LPIPS was not computed'}"]
+        lines += _lpips_footnote(lpips_notes)
     return "\n".join(lines) + "\n"

@@ -49,6 +49,9 @@ class TrackingConfig(_Section):
     artifact_root: str = "mlartifacts"   # local folder (relative to the project root) or a URI
 
 
+DISTRIBUTIONS = ("uniform", "loguniform", "randint", "choice")
+
+
 class Distribution(_Section):
     """One searched parameter: exactly one of ``uniform: [low, high]``, ``loguniform: [low, high]``
     (low > 0), ``randint: [low, high]`` (high exclusive, as in Tune) or ``choice: [v1, v2, ...]``."""
@@ -60,9 +63,9 @@ class Distribution(_Section):
 
     @model_validator(mode="after")
     def _one_kind(self) -> "Distribution":
-        given = [k for k in ("uniform", "loguniform", "randint", "choice") if getattr(self, k) is not None]
+        given = [k for k in DISTRIBUTIONS if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of uniform, loguniform, randint, choice "
+            raise ValueError(f"give exactly one of {', '.join(DISTRIBUTIONS)} "
                              f"(got {', '.join(given) or 'none'})")
         if self.kind != "choice":
             low, high = self.args
@@ -74,7 +77,7 @@ class Distribution(_Section):
 
     @property
     def kind(self) -> str:
-        return next(k for k in ("uniform", "loguniform", "randint", "choice") if getattr(self, k) is not None)
+        return next(k for k in DISTRIBUTIONS if getattr(self, k) is not None)
 
     @property
     def args(self) -> Any:
