@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -106,12 +107,17 @@ def test_full_repro_with_micro_studies_then_one_grid_change_reruns_that_study_on
     for study in ("micro_loss", "micro_disc"):
         page = (tmp_path / "reports" / f"{study}.md").read_text()
         assert "Data source: synthetic" in page and "Image size: 16 px" in page
+        assert "- CPU: " in page and "## Against the baselines" in page and "## Differences above seed noise" in page
+        metrics = json.loads((tmp_path / "results" / study / "metrics.json").read_text())
+        assert metrics["study"] == study and set(metrics["baselines"]) == {"input"}
+        assert all(isinstance(c["test_psnr"]["mean"], float) for c in metrics["cells"].values())
         assert (tmp_path / "reports" / f"{study}.png").stat().st_size > 0
     assert "micro_loss" in (tmp_path / "reports" / "README.md").read_text()
     assert _parent_report_artifacts(tmp_path, "micro_loss") == {
         "report/micro_loss.md", "report/micro_loss.png", "report/micro_loss_curves.png",
         "report/eval_table.json"}
     assert _ran(_dvc(tmp_path, "repro")) == set()
+    assert "results/micro_disc/metrics.json" in _dvc(tmp_path, "metrics", "show")   # declared by evaluate
 
     params["studies"]["micro_loss"]["grid"]["adv_loss"] = ["lsgan", "minimax"]
     _write_params(tmp_path, params)

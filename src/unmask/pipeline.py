@@ -83,6 +83,7 @@ def run_evaluate(params: Params, study: str, root: Path = Path("."), progress: b
     import pandas as pd
     import torch
 
+    from unmask.reports.compare import METRICS_FILE, write_metrics_json
     from unmask.reports.evaluate import evaluate_study
     from unmask.studies import parse_study_params
 
@@ -92,10 +93,11 @@ def run_evaluate(params: Params, study: str, root: Path = Path("."), progress: b
     trials = out / "trials.parquet"
     if not trials.is_file():
         raise UnmaskError(f"{trials}: missing; run the sweep of study {study!r} first (unmask sweep {study})")
-    evaluate_study(pd.read_parquet(trials), root / SPLITS_DIR / "test", cfg.kinds, cfg.baselines,
-                   sp.reports.lpips_weights_dir, out, n_samples=sp.reports.n_samples,
-                   device="cuda" if torch.cuda.is_available() else "cpu", progress=progress)
-    log.info("evaluate: %s -> %s", study, out / "eval.parquet")
+    table = evaluate_study(pd.read_parquet(trials), root / SPLITS_DIR / "test", cfg.kinds, cfg.baselines,
+                           sp.reports.lpips_weights_dir, out, n_samples=sp.reports.n_samples,
+                           device="cuda" if torch.cuda.is_available() else "cpu", progress=progress)
+    write_metrics_json(table, out / METRICS_FILE, study)
+    log.info("evaluate: %s -> %s, %s", study, out / "eval.parquet", out / METRICS_FILE)
     return out
 
 

@@ -7,7 +7,11 @@ import itertools
 import pytest
 import torch
 
+from torch import nn
+
+from unmask.errors import ConfigError
 from unmask.models import APPROACHES, BLOCKS, GENERATORS, GeneratorConfig, build_generator
+from unmask.models.generators import Generator
 
 SMALL = {"base_channels": 4, "n_blocks": 1}
 
@@ -174,3 +178,32 @@ def test_channels_last_weights_and_inputs_give_the_same_result(approach, blocks,
         g = g.to(memory_format=torch.channels_last)
         out = g(x.contiguous(memory_format=torch.channels_last), c)
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_instance_norm_is_torch_instance_norm():
+    """The GroupNorm-based InstanceNorm computes exactly what nn.InstanceNorm2d(affine=True) does, with
+    the same parameter names (checkpoints of either load into the other)."""
+    from unmask.models.blocks import instance_norm
+
+    ours, ref = instance_norm(6), nn.InstanceNorm2d(6, affine=True)
+    with torch.no_grad():
+        ref.weight.normal_()
+        ref.bias.normal_()
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(3, 6, 8, 8) * 4 + 2
+    assert torch.allclose(ours(x), ref(x), atol=1e-5)
+    assert set(ours.state_dict()) == set(ref.state_dict()) == {"weight", "bias"}
+
+
+@pytest.mark.parametrize("init", [0.1, 0.9])
+def test_mask_init_sets_the_initial_mask(init):
+    torch.manual_seed(0)
+    g = Generator(GeneratorConfig(approach="mask", base_channels=4, n_blocks=1, mask_init=init))
+    _, mask = g(torch.rand(2, 3, 16, 16) * 2 - 1, return_mask=True)
+    assert abs(mask.mean().item() - init) < 0.1
+
+
+@pytest.mark.parametrize("bad", [0, 1, 1.5, "x"])
+def test_mask_init_out_of_range_names_the_key(bad):
+    with pytest.raises(ConfigError, match="generator.mask_init"):
+        GeneratorConfig(approach="mask", mask_init=bad)

@@ -98,3 +98,37 @@ def test_checkpoints_on_a_filesystem_uri_are_fetched(study, tmp_path):
     remote.loc[0, "checkpoint"] = f"file://{tmp_path}/gone/last.pt"
     with pytest.raises(UnmaskError, match=r"^file://.*/gone/last.pt: cannot fetch the checkpoint"):
         evaluate_study(remote, splits / "test", None, [], None, tmp_path / "c", progress=False)
+
+
+def test_rows_record_the_training_cpu_else_this_one(study, tmp_path):
+    splits, _, trials, _ = study
+    here = evaluate_study(trials.iloc[1:], splits / "test", None, ["input"], None, tmp_path / "a", progress=False)
+    assert here["cpu"].str.contains("vector extensions").all() and (here["cpu"] == here["eval_cpu"]).all()
+    trained = trials.iloc[1:].assign(cpu="Trainer CPU; vector extensions: amx_tile")
+    table = evaluate_study(trained, splits / "test", None, ["input"], None, tmp_path / "b", progress=False)
+    by_role = table.set_index("role")
+    assert by_role.loc["trial", "cpu"] == "Trainer CPU; vector extensions: amx_tile"
+    assert by_role.loc["baseline", "cpu"] == by_role.loc["baseline", "eval_cpu"] == here["eval_cpu"].iloc[0]
+
+
+def test_evaluate_stage_writes_metrics_json_beside_eval(study, tmp_path):
+    """`unmask evaluate STUDY` (the DVC stage) writes results/STUDY/metrics.json for `dvc metrics`."""
+    import json
+
+    from unmask.config import parse_params
+    from unmask.pipeline import run_evaluate
+
+    splits, _, trials, _ = study
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "splits").symlink_to(splits)
+    (tmp_path / "results" / "micro").mkdir(parents=True)
+    trials.to_parquet(tmp_path / "results" / "micro" / "trials.parquet")
+    params = parse_params({"studies": {"micro": {"grid": {"adv_loss": ["lsgan", "hinge"]}, "baselines": ["input"]}}})
+    run_evaluate(params, "micro", root=tmp_path, progress=False)
+    got = json.loads((tmp_path / "results" / "micro" / "metrics.json").read_text())
+    assert got["study"] == "micro" and set(got["cells"]) == {"adv_loss=lsgan", "adv_loss=hinge"}
+    assert got["cells"]["adv_loss=lsgan"]["test_psnr"]["n"] == 1
+    assert isinstance(got["cells"]["adv_loss=lsgan"]["test_psnr"]["mean"], float)
+    assert got["cells"]["adv_loss=hinge"]["test_psnr"] == {"mean": None, "std": None, "n": 0}
+    assert isinstance(got["baselines"]["input"]["test_psnr"], float)
+    assert isinstance(got["beats"]["adv_loss=lsgan"]["input"]["test_psnr"], bool)

@@ -63,7 +63,7 @@ def main(work: Path, algorithm: str) -> None:
     champion = client.get_model_version_by_alias("unmask-tune", "champion").run_id
     print(json.dumps({"out": str(out), "before": before.to_dict("list"), "after": after.to_dict("list"),
                       "runs": runs, "champion": champion,
-                      "metrics": json.loads((out / "metrics.json").read_text())}, default=str))
+                      "metrics": json.loads((out / "sweep.json").read_text())}, default=str))
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ def test_curves_and_metrics(micro):
     assert list(curves.columns) == ["study", "trial_id", "step", "metric", "value"]
     val = curves[curves["metric"] == "val_psnr"]
     assert sorted(val.groupby("trial_id")["step"].apply(list).tolist()) == [[2, 4], [2, 4]]
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "sweep.json").read_text())
     assert metrics["trials"] == 2 and metrics["failed"] == 0
     assert metrics["best"]["test_psnr"]["cell"] in {"adv_loss=lsgan", "adv_loss=hinge"}
     cells = metrics["cells"]

@@ -14,12 +14,14 @@ Approaches (Section 4.5), all returning an image in [-1, 1]:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from unmask.models.blocks import BLOCKS
+from unmask.errors import ConfigError
 from unmask.models.choices import check_choice, check_int
 from unmask.models.encoders import (
     DOWNSAMPLINGS,
@@ -48,6 +50,7 @@ class GeneratorConfig:
     base_channels: int = 64
     n_blocks: int = 6
     n_classes: int = 0
+    mask_init: float | None = None   # mask approaches: initial mean of m (bias of the mask logit); None: torch default (~0.5)
 
     def __post_init__(self) -> None:
         check_choice("generator.approach", self.approach, APPROACHES)
@@ -56,6 +59,9 @@ class GeneratorConfig:
         check_int("generator.base_channels", self.base_channels, 1)
         check_int("generator.n_blocks", self.n_blocks, 0)
         check_int("generator.n_classes", self.n_classes, 0)
+        m = self.mask_init
+        if m is not None and not (isinstance(m, (int, float)) and not isinstance(m, bool) and 0 < m < 1):
+            raise ConfigError(f"generator.mask_init: must be null or a number in (0, 1), got {m!r}")
 
 
 def straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
@@ -82,6 +88,9 @@ class Generator(nn.Module):
         )
         self.head = build_output_conv(layout, base, 4 if cfg.approach in MASK_APPROACHES else 3)
         """Output conv; with a mask approach channel 3 is the mask head's logit."""
+        if cfg.approach in MASK_APPROACHES and cfg.mask_init is not None:
+            with torch.no_grad():   # m = sigmoid(bias + w * features) starts near mask_init
+                self.head.bias[3] = math.log(cfg.mask_init / (1 - cfg.mask_init))
 
     def _input(self, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         _, _, h, w = x.shape

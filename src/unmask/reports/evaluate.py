@@ -9,16 +9,13 @@ faces and every configuration's output on them are kept for the comparison figur
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import torch
 from torch.utils.data import Subset
 from tqdm import tqdm
@@ -26,8 +23,10 @@ from tqdm import tqdm
 from unmask.data.torch_datasets import PairedDataset, batches, round_robin_by_identity
 from unmask.errors import UnmaskError
 from unmask.io.atomic import atomic_path
+from unmask.io.remote import local_copy
 from unmask.metrics import LPIPSMetric, MetricUnavailable, aggregate, build_baseline, compute_metrics, load_lpips
-from unmask.training import CheckpointError, load_trainer
+from unmask.sysinfo import cpu_description
+from unmask.training import load_trainer
 
 EVAL_FILE = "eval.parquet"
 SAMPLES_FILE = "samples.npz"
@@ -75,9 +74,11 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
     Rows: one per trial (``role`` "trial"; trials that did not finish keep their row with NaN metrics)
     and one per baseline (``role`` "baseline", ``seed`` null). Columns: study, role, trial_id, cell,
     cell_label, seed, status, test_<metric>..., lpips_note, checkpoint, steps, image_size,
-    data_source, n_test. ``samples.npz`` holds ``input``/``target`` (N, H, W, 3) and ``mask`` (N, H, W)
-    uint8, ``labels`` (one per column) and ``out_<i>`` for each label: the first finished trial of each
-    cell (in the trials' order), then the baselines. Unknown baselines raise ConfigError; unreadable checkpoints CheckpointError.
+    data_source, n_test, cpu (the CPU that trained the trial: trials.parquet's ``cpu`` when it has
+    one, else this machine's; :func:`unmask.sysinfo.cpu_description`) and eval_cpu (this machine's).
+    ``samples.npz`` holds ``input``/``target`` (N, H, W, 3) and ``mask`` (N, H, W) uint8, ``labels``
+    (one per column) and ``out_<i>`` for each label: the first finished trial of each cell (in the
+    trials' order), then the baselines. Unknown baselines raise ConfigError; unreadable checkpoints CheckpointError.
     """
     _check_trials(trials)
     baseline_fns = {name: build_baseline(name, key="studies.<study>.baselines") for name in baselines}
@@ -85,6 +86,7 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
     lpips_note = lpips.reason if isinstance(lpips, MetricUnavailable) else ""
     kinds = list(kinds) if kinds else None
     study = _first(trials, "study", Path(out_dir).name)
+    eval_cpu = cpu_description()
     datasets: dict[int | None, Subset] = {}
 
     def dataset(size: int | None) -> Subset:
@@ -102,7 +104,8 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
                "cell_label": t["cell_label"], "seed": int(t["seed"]), "status": t["status"],
                "lpips_note": lpips_note, "checkpoint": t["checkpoint"],
                "steps": _opt_int(t.get("steps")), "image_size": _opt_int(t.get("image_size")),
-               "data_source": t.get("data_source", ""), "n_test": 0}
+               "data_source": t.get("data_source", ""), "n_test": 0,
+               "cpu": _text(t.get("cpu")) or eval_cpu, "eval_cpu": eval_cpu}
         if t["status"] == FINISHED:
             with local_copy(t["checkpoint"]) as ckpt:
                 trainer = load_trainer(ckpt, device=device)
@@ -128,7 +131,8 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
                      "cell": json.dumps({"baseline": name}), "cell_label": name, "seed": None,
                      "status": FINISHED, **{f"test_{k}": v for k, v in means.items()}, "lpips_note": lpips_note,
                      "checkpoint": "", "steps": 0, "image_size": size or _native_size(ds),
-                     "data_source": _first(trials, "data_source", ""), "n_test": len(ds)})
+                     "data_source": _first(trials, "data_source", ""), "n_test": len(ds),
+                     "cpu": eval_cpu, "eval_cpu": eval_cpu})
 
     table = pd.DataFrame(rows)
     table["seed"] = table["seed"].astype("Int64")
@@ -141,23 +145,8 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
     return table
 
 
-@contextlib.contextmanager
-def local_copy(location: str) -> Iterator[str]:
-    """A local path to the checkpoint at ``location``: the path itself, or for a URI (``s3://``,
-    ``gs://``, ``file://``, as a sweep on shared storage records it) a temporary copy."""
-    if "://" not in location:
-        yield location
-        return
-    import pyarrow.fs as pafs
-
-    with tempfile.TemporaryDirectory() as d:
-        try:
-            fs, path = pafs.FileSystem.from_uri(location)
-            local = os.path.join(d, os.path.basename(path))
-            pafs.copy_files(path, local, source_filesystem=fs)
-        except (OSError, ValueError, pa.ArrowException) as err:
-            raise CheckpointError(f"{location}: cannot fetch the checkpoint ({str(err).splitlines()[0]})") from None
-        yield local
+def _text(v) -> str:
+    return "" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
 
 
 def _opt_int(v) -> int | None:

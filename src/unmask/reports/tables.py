@@ -1,8 +1,10 @@
 """A study's comparison table in seed 000's layout: metrics as rows, configurations as columns.
 
 Our cells show mean ± sample std over the seeds that finished; the best mean per metric among our
-cells is bold. The no-training baselines and the paper's published columns follow as reference
-columns, and the header states where the numbers come from (data source, image size, steps, seeds).
+cells is bold, and marked † when it is ahead of every other cell beyond seed noise. The no-training
+baselines and the paper's published columns follow as reference columns, and the header states where the
+numbers come from (data source, image size, steps, seeds, CPU). Under the table: which cells beat each
+baseline in every seed, and which differences exceed seed noise (:mod:`unmask.reports.compare`).
 
 A search study (tuning, not tabulating) gets a leaderboard instead (:func:`search_table`): one row per
 sampled trial, ranked on the validation metric the search optimised, with the sampled values, how far
@@ -17,6 +19,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from unmask.reports.compare import ahead_of_all, beats_section, measured_metrics, noise_section, seed_values
 from unmask.reports.paper import PaperTable
 from unmask.studies.config import HIGHER_IS_BETTER, METRICS as REPORTED
 
@@ -117,8 +120,23 @@ def _header(eval_df: pd.DataFrame, meta: Mapping[str, Any], stats: dict) -> list
              + (f", {len(failed)} failed: {', '.join(map(str, failed['trial_id']))}" if len(failed) else "")
              + (f", {len(stopped)} stopped early by the scheduler" if len(stopped) else "") + ")",
              f"- Test images: {', '.join(map(str, n_test)) or 'none'}; metrics re-computed from the checkpoints",
+             f"- CPU: {_cpu_text(eval_df)}",
              ""]
     return lines
+
+
+def _cpu_text(eval_df: pd.DataFrame) -> str:
+    """The CPUs that trained the trials (eval.parquet's ``cpu``), and the one that re-evaluated them when
+    it differs (``eval_cpu``)."""
+    def distinct(col: str, rows: pd.DataFrame) -> list[str]:
+        return list(dict.fromkeys(str(v) for v in rows[col].dropna() if str(v))) if col in rows.columns else []
+
+    trials = eval_df[eval_df["role"] == "trial"]
+    train = distinct("cpu", trials) or distinct("cpu", eval_df)
+    if not train:
+        return "not recorded (evaluated before CPUs were recorded)"
+    evaluated = [c for c in distinct("eval_cpu", eval_df) if c not in train]
+    return " / ".join(train) + (f" (re-evaluated on {' / '.join(evaluated)})" if evaluated else "")
 
 
 def study_table(eval_df: pd.DataFrame, study_meta: Mapping[str, Any], paper: PaperTable | None) -> str:
@@ -131,6 +149,7 @@ def study_table(eval_df: pd.DataFrame, study_meta: Mapping[str, Any], paper: Pap
     best = best_cells(eval_df)
     baselines = eval_df[eval_df["role"] == "baseline"].drop_duplicates("cell_label").set_index("cell_label")
     metrics = shown_metrics(eval_df, study_meta)
+    ahead = ahead_of_all(seed_values(eval_df), metrics)
     lpips_missing, lpips_notes = _lpips_missing(eval_df, metrics)
 
     columns = [f"{_cell(label)} (n={max((s[2] for s in st.values()), default=0)})" for label, st in stats.items()]
@@ -152,7 +171,8 @@ def study_table(eval_df: pd.DataFrame, study_meta: Mapping[str, Any], paper: Pap
                 row.append("–")
             else:
                 text = _fmt(metric, mean) + (f" ± {_fmt(metric, std)}" if n > 1 else "")
-                row.append(f"**{text}**" if label in best.get(metric, ([], 0))[0] else text)
+                text = f"**{text}**" if label in best.get(metric, ([], 0))[0] else text
+                row.append(text + ("†" if label in ahead.get(metric, ()) else ""))
         for name in baselines.index:
             v = baselines.loc[name].get(f"test_{metric}", math.nan)
             row.append(f"{NA_LPIPS}[^lpips]" if metric == "lpips" and lpips_missing
@@ -161,12 +181,17 @@ def study_table(eval_df: pd.DataFrame, study_meta: Mapping[str, Any], paper: Pap
         lines.append("| " + " | ".join(row) + " |")
 
     lines += ["", "Mean ± sample standard deviation over seeds (n = seeds measured); the best mean per metric "
-              "among our configurations is in **bold** (↓ lower is better, ↑ higher is better). Baselines fill "
-              "the mask without training. Masked metrics average over the occluded pixels only."]
+              "among our configurations is in **bold** (↓ lower is better, ↑ higher is better); † marks a "
+              "configuration ahead of every other configuration beyond seed noise (each of its seeds better than "
+              "every seed of each other configuration, see below). A bold mean without † may be noise. Baselines "
+              "fill the mask without training. Masked metrics average over the occluded pixels only."]
     if paper:
         lines += ["", f"Paper columns: {paper.source}; setting: {paper.setting}. They are not comparable "
                   "number for number with ours (different data, image size and training length)."
                   + (f" {paper.note}" if paper.note else "")]
+    lines += beats_section(eval_df, metrics)
+    lines += noise_section(eval_df, metrics, study_meta.get("reference_cell"),
+                           f"studies.{study_meta.get('name', '<study>')}.reference_cell")
     if lpips_missing:
         lines += _lpips_footnote(lpips_notes)
     return "\n".join(lines) + "\n"
@@ -244,6 +269,14 @@ def search_table(eval_df: pd.DataFrame, trials: pd.DataFrame, study_meta: Mappin
               f"at fewer steps than the {', '.join(map(str, sorted(steps)))} of a finished trial). Test metrics are "
               "re-computed from the checkpoints of finished trials only; the best finished trial per test metric "
               "is in **bold**. One seed per sample: differences between close trials may be noise."]
+    ids = dict(zip(rows["cell_label"], rows["trial_id"]))
+    lines += beats_section(eval_df, metrics, row_names=lambda label: f"{ids.get(label, '')} ({_cell(label)})",
+                           what="finished trials", skip_unmeasured=True)
+    if measured_metrics(seed_values(eval_df), metrics):
+        lines += ["", "## Differences above seed noise", "",
+                  "One seed per sampled configuration: too few seeds for any difference between trials to be "
+                  "called beyond seed noise (the rule used for grid studies needs every compared configuration "
+                  "to have at least two seeds, and calls a difference only when their seed ranges do not overlap)."]
     if lpips_missing:
         lines += _lpips_footnote(lpips_notes)
     return "\n".join(lines) + "\n"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from unmask.config import Params, _format_error
 from unmask.errors import ConfigError
@@ -145,6 +145,8 @@ class StudyConfig(_Section):
     reference: Optional[str] = None        # key into the paper's numbers (reports)
     search: Optional[SearchConfig] = None  # tune instead of tabulate (then no grid, one seed)
     metrics: Optional[list[str]] = None    # test metrics the report shows, in this order (None: all)
+    reference_cell: Optional[str] = None   # cell label the report compares every other cell with
+    # beyond seed noise (e.g. "generator.approach=normal"; None: the first cell)
 
     @field_validator("metrics")
     @classmethod
@@ -156,6 +158,19 @@ class StudyConfig(_Section):
             raise ValueError("list at least one metric, or leave it out for all")
         return metrics
 
+    @field_validator("reference_cell")
+    @classmethod
+    def _known_cell(cls, label: Optional[str], info: ValidationInfo) -> Optional[str]:
+        if label is None:
+            return label
+        if info.data.get("search") is not None:
+            raise ValueError("a search study has no fixed cells to refer to; leave reference_cell out")
+        labels = cell_labels(info.data.get("grid") or {}, info.data.get("extra_cells") or [])
+        if label not in labels:
+            raise ValueError(f"{label!r} is not a cell of this study; choose one of "
+                             + ", ".join(repr(lb) for lb in labels))
+        return label
+
     @model_validator(mode="after")
     def _grid_or_search(self) -> "StudyConfig":
         if self.search is not None:
@@ -165,6 +180,17 @@ class StudyConfig(_Section):
                 raise ValueError(f"a search study takes one seed (each sample is one trial), "
                                  f"got seeds {self.seeds}")
         return self
+
+
+def cell_labels(grid: dict[str, list[Any]], extra_cells: list[dict[str, Any]]) -> list[str]:
+    """The labels of a study's cells (grid product, then extra cells), as trials carry them."""
+    import itertools
+
+    from unmask.studies.grid import cell_label   # grid builds on this module's classes
+
+    keys = list(grid)
+    cells = [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+    return [cell_label(c) for c in [*cells, *extra_cells]]
 
 
 class ReportsConfig(_Section):

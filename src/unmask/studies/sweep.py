@@ -1,14 +1,32 @@
 """Run a study as one Ray Tune sweep tracked in MLflow, and write its results tables.
 
-``run_study`` expands the study into trials (:mod:`unmask.studies.grid`), starts or attaches to Ray,
-opens the study's MLflow parent run, runs one ``tune.Tuner`` over the trials and writes
-``<results_dir>/<study>/trials.parquet``, ``curves.parquet`` and ``metrics.json``.
+``run_study`` expands the study into trials (:mod:`unmask.studies.grid`), looks each grid trial up in
+the trial store, opens the study's MLflow parent run, starts or attaches to Ray and runs one
+``tune.Tuner`` over the trials the store does not hold, and writes
+``<results_dir>/<study>/trials.parquet``, ``curves.parquet`` and ``sweep.json`` (validation summary; the test summary is the evaluate stage's metrics.json).
+
+Trial store (:mod:`unmask.studies.store`; ``<results_dir>/trial_store`` unless ``trial_store`` is
+given; a cache shared by the studies, not a DVC output): a grid trial's key is the hash of its resolved
+TrainConfig (seed included), image size, occlusion kinds and the split files' contents, so the same
+trial in several studies (the reference cell of most tables) is trained once. After the sweep each
+newly finished trial with finite test metrics is stored (its row, a copy of its ``last.pt``, its
+curves), then the study's tables are built from the store for all its trials, in the study's order,
+with this study's ``study``/``cell``/``cell_label``, ``checkpoint`` at the store's ``last.pt``, and
+``trial_key``, ``trained_by`` (the study that trained it) and ``reused`` (its MLflow run is a child of
+another parent run). Ray is not started when the store holds every trial. The parent run links the
+reused runs: tag ``unmask.reused_trials`` (count), a tag ``unmask.reused.<run id>`` per run, and
+``reused_trials.json`` (cell, seed, study, run and experiment ids, UI path). Trials that failed are
+tabulated from the sweep and not stored: the next run trains them again. Search studies sample their
+trials and do not use the store.
 
 Resume: the Tune experiment lives at ``<sweep.storage_path>/<study>`` next to ``<study>.unmask-sweep.json``
-(fingerprints of the trial set and the data, and the parent run id). Running the study again with the same trials
+(fingerprints of the trials to train and of the data files' sizes and mtimes, the keys of all the
+study's trials, and the parent run id). Running the study again with the same trials to train
 restores the experiment (``Tuner.restore(..., resume_errored=True)``): finished trials are not
-retrained, interrupted ones continue from their last checkpoint, and the same parent run is reopened.
-A changed trial set (grid, search, seeds, budget) or changed data starts the experiment afresh.
+retrained, interrupted ones continue from their last checkpoint, and the same parent run is reopened
+(as it is when the study's trials are unchanged, e.g. all stored by now). A changed set of trials to
+train (grid, search, seeds, budget, or trials another study stored meanwhile) or changed data starts
+the experiment afresh; a changed study also gets a new parent run.
 
 Search studies (``studies.<name>.search``) run ``num_samples`` trials drawn by a search algorithm
 (Tune's seeded random search or Optuna's TPE) under a scheduler: with ASHA a trial whose validation
@@ -19,7 +37,8 @@ and its MLflow run ends FINISHED with the tag ``unmask.stopped_early``; Tune mar
 Interruption: a sweep stopped by SIGINT (Tune saves its state and returns early) raises instead of
 writing tables with unfinished trials; the parent run is ended FAILED, and child runs of trials that
 were stopped are closed FAILED too (a resumed trial reopens its run and ends it FINISHED). A driver
-that was killed outright leaves runs RUNNING: the next run of the study closes them.
+that was killed outright leaves runs RUNNING: the next run of the study closes them. Trials are put
+in the store only once the whole sweep has finished, so a resumed sweep has the same trials to train.
 """
 
 from __future__ import annotations
@@ -42,6 +61,7 @@ from unmask.errors import UnmaskError
 from unmask.io.atomic import atomic_path, write_text
 from unmask.studies.config import HIGHER_IS_BETTER, METRICS, SearchConfig, StudiesParams, SweepConfig
 from unmask.studies.grid import Trial, expand_study, fingerprint, resolve_trial
+from unmask.studies.store import HASH_MEMO, TrialStore, data_version, storable, trial_key
 from unmask.studies.trial import train_trial
 from unmask.tracking import PARENT_TAG, configure, experiment_id, flat_params
 from unmask.training.base import CHECKPOINT_NAME
@@ -51,6 +71,7 @@ log = logging.getLogger("unmask")
 SELECT_BY = "val_psnr"           # the champion of a grid: best validation PSNR (never chosen on test)
 FINISHED, FAILED, STOPPED_EARLY = "TERMINATED", "ERROR", "STOPPED_EARLY"    # trials.parquet status
 CHAMPION_ALIAS = "champion"
+SWEEP_FILE = "sweep.json"         # <results_dir>/<study>/sweep.json: the sweep's own summary
 STATE_FILE = "unmask-sweep.json"   # <storage>/<study>.unmask-sweep.json
 RAY_KEYS = {"timestamp", "checkpoint_dir_name", "done", "training_iteration", "trial_id", "date",
             "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "node_id",
@@ -164,7 +185,7 @@ def trial_rows(results, trials: list[Trial], data_source: str) -> tuple[pd.DataF
         row.update({k: float(v) for k, v in m.items()
                     if k.startswith(("val_", "test_")) and isinstance(v, (int, float)) and k not in row})
         row.update({
-            "lpips_note": m.get("lpips_note", ""), "mlflow_run_id": m.get("mlflow_run_id", ""),
+            "lpips_note": m.get("lpips_note", ""), "cpu": m.get("cpu", ""), "mlflow_run_id": m.get("mlflow_run_id", ""),
             "model_uri": m.get("model_uri", ""),
             "checkpoint": _checkpoint_location(r.checkpoint),
             "train_time_s": float(m.get("train_time_s", math.nan)), "steps": int(trial["train"]["steps"]),
@@ -205,7 +226,7 @@ def cell_means(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def study_metrics(name: str, table: pd.DataFrame) -> dict[str, Any]:
-    """metrics.json: the best cell per metric (mean over seeds) and every cell's means."""
+    """sweep.json: the best cell per validation metric (mean over seeds) and every cell's means."""
     means = cell_means(table)
     best: dict[str, Any] = {}
     for col in [c for c in table.columns if c.startswith(("val_", "test_"))]:
@@ -310,16 +331,94 @@ def search_setup(search: SearchConfig, base: Trial, max_concurrent: int) -> dict
                             **limit}}
 
 
+# --------------------------------------------------------------------------- the trial store
+RECORD_ONLY = {"parent_run_id", "experiment_id", "trial_key", "trained_by"}   # in record.json, not the table
+CURVE_COLS = ["study", "trial_id", "step", "metric", "value"]
+
+
+def to_train(store: TrialStore, trials: list[Trial], keys: list[str]) -> list[Trial]:
+    """The trials of a grid study whose key the store does not hold (each key once)."""
+    seen: set[str] = set()
+    out = []
+    for trial, key in zip(trials, keys):
+        if key not in seen and store.load(key) is None:
+            out.append(trial)
+        seen.add(key)
+    return out
+
+
+def store_and_tabulate(name: str, trials: list[Trial], keys: list[str], store: TrialStore, fresh: pd.DataFrame,
+                       fresh_curves: pd.DataFrame, parent_run_id: str,
+                       experiment: str) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, Any]]]:
+    """Store the trials this sweep finished, then (trials table, learning curves, reused runs) of every
+    trial of the study, in its order, from the store; trials the store does not take (failed, or
+    without finite test metrics) from this sweep's rows.
+
+    A stored trial gets this study's ``study``, ``cell``, ``cell_label``, the store's ``last.pt`` as
+    ``checkpoint``, ``trained_by`` and ``reused`` (its MLflow run is not a child of ``parent_run_id``)."""
+    by_cell = {(r["cell_label"], int(r["seed"])): r for r in fresh.to_dict("records")}
+    for trial, key in zip(trials, keys):
+        row = by_cell.get((trial["cell_label"], trial["seed"]))
+        if row is not None and storable(row) and store.load(key) is None:
+            curves = fresh_curves[fresh_curves["trial_id"] == row["trial_id"]]
+            store.put(key, row, curves, trained_by=name, parent_run_id=parent_run_id, experiment_id=experiment)
+    rows, curve_parts, links, seen = [], [], [], set()
+    for trial, key in zip(trials, keys):
+        record = store.load(key)
+        if record is not None:
+            row = {k: v for k, v in record.items() if k not in RECORD_ONLY}
+            row.update(study=name, cell=json.dumps(trial["cell"]), cell_label=trial["cell_label"], seed=trial["seed"],
+                       checkpoint=str(store.checkpoint(key)), trial_key=key, trained_by=record["trained_by"],
+                       reused=record.get("parent_run_id") != parent_run_id)
+            curves = store.curves(key).assign(study=name)
+            if row["reused"]:
+                exp, run = record.get("experiment_id", ""), row["mlflow_run_id"]
+                links.append({"cell_label": trial["cell_label"], "seed": trial["seed"],
+                              "trained_by": record["trained_by"], "mlflow_run_id": run, "experiment_id": exp,
+                              "ui_path": f"#/experiments/{exp}/runs/{run}"})
+        else:
+            row = by_cell.get((trial["cell_label"], trial["seed"]))
+            if row is None:   # a key repeated in the grid whose first trial was not stored
+                continue
+            row = {**row, "trial_key": key, "trained_by": name, "reused": False}
+            curves = fresh_curves[fresh_curves["trial_id"] == row["trial_id"]]
+        rows.append(row)
+        if key not in seen:
+            curve_parts.append(curves[CURVE_COLS])
+        seen.add(key)
+    table = pd.DataFrame(rows)
+    curves = pd.concat(curve_parts, ignore_index=True) if curve_parts else pd.DataFrame(columns=CURVE_COLS)
+    return table, curves, links
+
+
+def link_reused(links: list[dict[str, Any]]) -> None:
+    """On the active (parent) run: the tag ``unmask.reused_trials`` (count), ``reused_trials.json`` and a
+    tag ``unmask.reused.<run id>`` per reused run naming its study, cell and seed."""
+    import mlflow
+
+    mlflow.set_tags({"unmask.reused_trials": str(len(links)),
+                     **{f"unmask.reused.{r['mlflow_run_id']}": f"{r['trained_by']}: {r['cell_label']} seed={r['seed']}"
+                        for r in links if r["mlflow_run_id"]}})
+    mlflow.log_dict(links, "reused_trials.json")
+
+
+def _can_restore(exp_path: str) -> bool:
+    from ray import tune
+
+    return tune.Tuner.can_restore(exp_path)
+
+
 # --------------------------------------------------------------------------- the study
 def run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, results_dir: str | os.PathLike,
-              progress: bool = True, root: str | os.PathLike = ".", data_source: str = "unknown") -> Path:
+              progress: bool = True, root: str | os.PathLike = ".", data_source: str = "unknown",
+              trial_store: str | os.PathLike | None = None) -> Path:
     """Run (or resume) study ``name``; returns ``<results_dir>/<name>`` holding its tables.
 
     ``data_root`` holds the ``train``/``val``/``test`` splits; relative storage and tracking paths are
-    taken from ``root`` (the project root); ``data_source`` is recorded in every row.
+    taken from ``root`` (the project root); ``data_source`` is recorded in every row. A grid study
+    trains only the trials ``trial_store`` (default ``<results_dir>/trial_store``) does not hold.
     """
     import mlflow
-    from ray import tune
 
     root = Path(root).resolve()
     study = params.study(name)
@@ -329,23 +428,48 @@ def run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, re
         raise UnmaskError(f"{data_root}: no train split (run the data stages first: dvc repro split)")
     out_dir = Path(results_dir) / name
 
+    store: TrialStore | None = None
+    keys: list[str] = []
+    pending = trials
+    if study.search is None:     # search studies sample their trials: no store
+        store = TrialStore(trial_store if trial_store is not None else Path(results_dir) / "trial_store")
+        version = data_version(data_root, memo=store.root / HASH_MEMO)
+        keys = [trial_key(t, version) for t in trials]
+        pending = to_train(store, trials, keys)
+    train = bool(pending)
+
     storage = _storage(params.sweep, root)
     fs, base = pafs.FileSystem.from_uri(storage)
     exp_path, state_path = f"{storage}/{name}", f"{base}/{name}.{STATE_FILE}"
     tracking_uri = configure(params.tracking, root)
     exp_id = experiment_id(name, params.tracking, root)
-    fp_parts = [fingerprint(trials), _data_fingerprint(data_root)]
-    if study.search is not None:
-        fp_parts.append(study.search.model_dump(exclude_none=True))
-    fp = json.dumps(fp_parts)
+    # resume: the trials to train (not those stored) and the data; the study: every trial's key
+    data_fp = _data_fingerprint(data_root)
+    search_fp = [study.search.model_dump(exclude_none=True)] if study.search is not None else []
+
+    def sweep_fp(ts: list[Trial]) -> str:
+        return json.dumps([fingerprint(ts), data_fp, *search_fp])
+
+    fp = sweep_fp(pending)
+    study_fp = json.dumps(keys) if store is not None else None
     state = _read_state(fs, state_path)
-    resume = state is not None and state.get("fingerprint") == fp and tune.Tuner.can_restore(exp_path)
-    if not resume and fs.get_file_info(f"{base}/{name}").type != pafs.FileType.NotFound:
+    resume, exp_trials = False, pending
+    if train and state is not None and _can_restore(exp_path):
+        if state.get("fingerprint") == fp:
+            resume = True
+        elif store is not None and state.get("fingerprint") == sweep_fp(trials):
+            # an experiment over all the study's trials (an earlier sweep, before another study stored
+            # some of them): restoring it retrains nothing that finished there
+            resume, exp_trials = True, trials
+    if train and not resume and fs.get_file_info(f"{base}/{name}").type != pafs.FileType.NotFound:
         fs.delete_dir(f"{base}/{name}")          # another trial set: start over
+    # the same parent run for a resumed sweep, and for the same trials of a grid study (some trained since)
+    reopen = state is not None and bool(state.get("parent_run_id")) and (
+        resume or (study_fp is not None and state.get("study") == study_fp))
 
     if state is not None and state.get("parent_run_id"):
         close_stale_runs(exp_id, state["parent_run_id"])     # runs a killed driver left RUNNING
-    if resume:
+    if reopen:
         parent = mlflow.start_run(run_id=state["parent_run_id"])
     else:
         parent = mlflow.start_run(experiment_id=exp_id, run_name=f"{name} sweep")
@@ -357,51 +481,37 @@ def run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, re
                            **({"search": json.dumps(study.search.model_dump(exclude_none=True))}
                               if study.search else {}),
                            **{f"train.{k}": v for k, v in flat_params(params.train).items()}})
-        _write_state(fs, state_path, {"fingerprint": fp, "parent_run_id": parent.info.run_id})
+    # the fingerprint of the Tune experiment kept (resumed, or nothing trained now) or started
+    kept = state is not None and (resume or (not train and reopen))
+    new_state = {"fingerprint": state.get("fingerprint") if kept else fp, "study": study_fp,
+                 "parent_run_id": parent.info.run_id}
+    if new_state != state:
+        _write_state(fs, state_path, new_state)
     res = params.sweep.resources
     context = {"data_root": str(data_root), "tracking_uri": tracking_uri, "experiment_id": exp_id,
                "parent_run_id": parent.info.run_id, "cpus": res.cpu,
                "lpips_weights": params.reports.lpips_weights_dir}
     try:
-        with ray_session(params.sweep):
-            trainable = tune.with_resources(train_trial, {"cpu": res.cpu, "gpu": res.gpu})
-            if resume:
-                log.info("%s: resuming the sweep in %s", name, exp_path)
-                tuner = tune.Tuner.restore(exp_path, trainable, resume_errored=True)
-            else:
-                if study.search is not None:
-                    setup = search_setup(study.search, trials[0], params.sweep.max_concurrent)
-                    space = {"trial": trials[0], "sample": setup["sample"], "context": context}
-                    extra = setup["tune_config"]
-                else:
-                    space = {"trial": tune.grid_search(trials), "context": context}
-                    extra = {"max_concurrent_trials": params.sweep.max_concurrent}
-                tuner = tune.Tuner(
-                    trainable,
-                    param_space=space,
-                    tune_config=tune.TuneConfig(reuse_actors=True,
-                                                trial_dirname_creator=lambda t: f"trial_{t.trial_id}",
-                                                **extra),
-                    run_config=tune.RunConfig(
-                        name=name, storage_path=storage, verbose=1 if progress else 0,
-                        progress_reporter=progress_reporter(study.search),
-                        failure_config=tune.FailureConfig(max_failures=params.sweep.max_failures),
-                        checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
-            results = tuner.fit()
-            unfinished = unfinished_trials(results)
-            if unfinished:   # Tune returns early on SIGINT, its state saved
-                total = study.search.num_samples if study.search else len(trials)
-                raise UnmaskError(f"{name}: sweep interrupted with {len(results) - unfinished} of {total} "
-                                  f"trials done; run it again to resume ({exp_path})")
-        table, curves = trial_rows(results, trials, data_source)
+        if train:
+            table, curves = _sweep(name, study, params, exp_trials, context, storage, exp_path, resume, progress,
+                                   data_source)
+        else:
+            log.info("%s: all %d trials are in the trial store %s; nothing to train", name, len(trials), store.root)
+            table, curves = pd.DataFrame(columns=["cell_label", "seed"]), pd.DataFrame(columns=CURVE_COLS)
+        links: list[dict[str, Any]] = []
+        if store is not None:
+            table, curves, links = store_and_tabulate(name, trials, keys, store, table, curves,
+                                                      parent.info.run_id, exp_id)
         _write_parquet(out_dir / "trials.parquet", table)
         _write_parquet(out_dir / "curves.parquet", curves)
         metrics = study_metrics(name, table)
-        write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        write_text(out_dir / SWEEP_FILE, json.dumps(metrics, indent=2) + "\n")
         mlflow.log_table(cell_means(table), artifact_file="comparison.json")
         mlflow.log_artifact(str(out_dir / "trials.parquet"))
         mlflow.log_metrics({"trials_failed": metrics["failed"], "trials": metrics["trials"],
                             "trials_stopped_early": metrics["stopped_early"]})
+        if store is not None:
+            link_reused(links)
         if study.search is not None:
             mark_stopped_early(table, study.search.scheduler)
             champion = _register_champion(name, table, study.search.metric, study.search.resolved_mode)
@@ -415,6 +525,46 @@ def run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, re
             close_stale_runs(exp_id, parent.info.run_id)
         raise
     mlflow.end_run("FINISHED")
-    log.info("%s: %d trials (%d failed, %d stopped early) -> %s", name, metrics["trials"], metrics["failed"],
+    log.info("%s: %d trials (%d trained now, %d reused, %d failed, %d stopped early) -> %s", name,
+             metrics["trials"], len(pending) if train else 0, len(links), metrics["failed"],
              metrics["stopped_early"], out_dir)
     return out_dir
+
+
+def _sweep(name: str, study, params: StudiesParams, trials: list[Trial], context: dict[str, Any], storage: str,
+           exp_path: str, resume: bool, progress: bool, data_source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run (or resume) the Tune experiment over ``trials``; their (trials table, learning curves)."""
+    from ray import tune
+
+    res = params.sweep.resources
+    with ray_session(params.sweep):
+        trainable = tune.with_resources(train_trial, {"cpu": res.cpu, "gpu": res.gpu})
+        if resume:
+            log.info("%s: resuming the sweep in %s", name, exp_path)
+            tuner = tune.Tuner.restore(exp_path, trainable, resume_errored=True)
+        else:
+            if study.search is not None:
+                setup = search_setup(study.search, trials[0], params.sweep.max_concurrent)
+                space = {"trial": trials[0], "sample": setup["sample"], "context": context}
+                extra = setup["tune_config"]
+            else:
+                space = {"trial": tune.grid_search(trials), "context": context}
+                extra = {"max_concurrent_trials": params.sweep.max_concurrent}
+            tuner = tune.Tuner(
+                trainable,
+                param_space=space,
+                tune_config=tune.TuneConfig(reuse_actors=True,
+                                            trial_dirname_creator=lambda t: f"trial_{t.trial_id}",
+                                            **extra),
+                run_config=tune.RunConfig(
+                    name=name, storage_path=storage, verbose=1 if progress else 0,
+                    progress_reporter=progress_reporter(study.search),
+                    failure_config=tune.FailureConfig(max_failures=params.sweep.max_failures),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+        results = tuner.fit()
+        unfinished = unfinished_trials(results)
+        if unfinished:   # Tune returns early on SIGINT, its state saved
+            total = study.search.num_samples if study.search else len(trials)
+            raise UnmaskError(f"{name}: sweep interrupted with {len(results) - unfinished} of {total} "
+                              f"trials done; run it again to resume ({exp_path})")
+    return trial_rows(results, trials, data_source)

@@ -32,11 +32,13 @@ from torch import nn
 from unmask.data.torch_datasets import PairedDataset, UnpairedDataset, batches, infinite_batches
 from unmask.metrics import MetricUnavailable, load_lpips
 from unmask.studies.grid import resolve_trial
+from unmask.sysinfo import cpu_description
 from unmask.tracking import PARENT_TAG, flat_params
 from unmask.training import Trainer, TrainConfig, build_trainer
 from unmask.training.base import CHECKPOINT_NAME
 
 STATE_NAME = "trial_state.json"
+CPU = cpu_description()          # the CPU this worker trains on (float results differ across CPUs)
 N_SAMPLES = 4
 
 
@@ -140,7 +142,7 @@ def train_trial(config: dict[str, Any]) -> None:
         run = mlflow.start_run(experiment_id=ctx["experiment_id"],
                                run_name=f"{trial['cell_label']} seed={trial['seed']}",
                                tags={PARENT_TAG: ctx["parent_run_id"], "unmask.study": trial["study"],
-                                     "unmask.cell": trial["cell_label"]})
+                                     "unmask.cell": trial["cell_label"], "unmask.cpu": CPU})
         mlflow.log_params({**flat_params(trial["train"]), "image_size": trial["image_size"],
                            "kinds": json.dumps(trial["kinds"]), "cell": trial["cell_label"]})
         state["mlflow_run_id"] = run.info.run_id
@@ -170,7 +172,7 @@ def train_trial(config: dict[str, Any]) -> None:
             return
         report: dict[str, Any] = {**train_means, **metrics, "step": step, "train_time_s": elapsed(),
                                   "mlflow_run_id": state["mlflow_run_id"], "lpips_note": lpips_note,
-                                  "node_id": node_id}
+                                  "node_id": node_id, "cpu": CPU}
         report.setdefault("val_lpips", math.nan)
         if step >= cfg.steps:
             report.update(finish())
