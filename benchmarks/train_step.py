@@ -32,6 +32,9 @@ What each figure means:
   ``--iters`` timed rounds, stopping early once ``--budget`` seconds are spent). With ``--n-critic`` k
   > 1 a timed unit is k consecutive steps (k-1 D-only and one D+G step) and ms/step is its time / k.
 * ``img/s``: batch / (s per step): images of each domain per second.
+* ``InstanceNorm2d``: the same trainer with the generators' norm built as ``torch.nn.InstanceNorm2d``
+  (before ``unmask.models.blocks.InstanceNorm``, a one-group-per-channel GroupNorm with the same maths),
+  timed in the same rounds: its ms/step, GFLOP/s, % of peak, and how much slower it is.
 * ``GFLOP/step``: the FLOPs of one step (mean over a k-step unit) counted by
   ``torch.utils.flop_counter.FlopCounterMode``: convolutions (transposed too) and matrix products,
   forward and backward; element-wise work (norms, activations, losses, Adam) is not counted.
@@ -108,6 +111,24 @@ def scale_config(scale: Scale, threads: int | None, n_critic: int = 1) -> TrainC
                        threads=threads, channels_last=False, device="cpu",
                        generator=GeneratorConfig(base_channels=scale.base, n_blocks=scale.blocks),
                        discriminator=DiscriminatorConfig(image_size=scale.size, base_channels=scale.base))
+
+
+def trainer_with_torch_instance_norm(cfg: TrainConfig):
+    """The same trainer with the generators' norm as ``torch.nn.InstanceNorm2d`` (what the generators
+    used before :class:`unmask.models.blocks.InstanceNorm`, the same maths as a one-group-per-channel
+    GroupNorm): the before/after of that change, timed in the same rounds."""
+    import unmask.models.blocks as blocks
+    import unmask.models.encoders as encoders
+
+    def torch_instance_norm(ch: int) -> torch.nn.Module:
+        return torch.nn.InstanceNorm2d(ch, affine=True, track_running_stats=False)
+
+    saved = blocks.instance_norm, encoders.instance_norm
+    blocks.instance_norm = encoders.instance_norm = torch_instance_norm
+    try:
+        return build_trainer(cfg)
+    finally:
+        blocks.instance_norm, encoders.instance_norm = saved
 
 
 def make_batch(batch: int, size: int) -> dict[str, torch.Tensor]:
@@ -417,7 +438,8 @@ def run_scales(args: argparse.Namespace) -> None:
         cfg = scale_config(scale, threads, args.n_critic)
         for bsz in batches:
             batch = make_batch(bsz, scale.size)
-            runners = {"ours": (StepCycle(build_trainer(cfg), args.n_critic), threads)}
+            runners = {"ours": (StepCycle(build_trainer(cfg), args.n_critic), threads),
+                       "in2d": (StepCycle(trainer_with_torch_instance_norm(cfg), args.n_critic), threads)}
             with_ref = bsz == 4 and args.n_critic == 1
             if with_ref:
                 runners["reference"] = (ReferenceCycleGAN(cfg), ref_threads)
@@ -431,9 +453,12 @@ def run_scales(args: argparse.Namespace) -> None:
                 notes.append(note)
             achieved = flops / sec / 1e9
             ratio = f"{statistics.median(times['reference']) / sec:5.2f}x" if with_ref else "     -"
+            sec_in2d = statistics.median(times["in2d"]) / args.n_critic
+            before = flops / sec_in2d / 1e9
             print(f"{name:7s} {scale.size:4d} {bsz:5d} {threads:3d} {sec * 1e3:8.1f} {bsz / sec:7.1f} "
                   f"{flops / 1e9:10.3f}{star} {achieved:8.2f}{star} {100 * achieved / peaks[threads]:6.1f}%{star}"
-                  f" {ratio}  ({len(times['ours'])})", flush=True)
+                  f" {ratio}  | InstanceNorm2d: {sec_in2d * 1e3:7.1f} ms, {before:6.2f} GFLOP/s, "
+                  f"{100 * before / peaks[threads]:5.1f}% ({sec_in2d / sec:4.2f}x)  ({len(times['ours'])})", flush=True)
     for note in notes:
         print(f"* {note}")
     for name, scale, threads, batches in profiled:

@@ -4,8 +4,12 @@ plus ``unmask ui``."""
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
+import re
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -40,6 +44,10 @@ def run_stage(name: str, args: list[str] | None = None) -> int:
     return main([name, *(args or [])])
 
 
+# set in a sweep re-run by _sweep_in_own_session: the driver runs here, in-process
+SWEEP_DRIVER_FLAG = "UNMASK_SWEEP_DRIVER"
+
+
 def _sweep_in_loopback_netns(params, argv: list[str]) -> int | None:
     """A sweep that starts its own Ray cluster re-runs itself in a loopback-only network namespace."""
     from unmask.studies import netns, parse_study_params
@@ -48,6 +56,93 @@ def _sweep_in_loopback_netns(params, argv: list[str]) -> int | None:
     if not sweep.isolate_network or sweep.address or os.environ.get("RAY_ADDRESS"):
         return None
     return netns.rerun_isolated(argv)
+
+
+def _rerun_sweep(params, argv: list[str]) -> int | None:
+    """The exit status of the sweep re-run in a loopback-only network namespace or, failing that, in a
+    session of its own; None in such a re-run (the driver runs here)."""
+    if os.environ.get(SWEEP_DRIVER_FLAG) == "1":
+        return None
+    rc = _sweep_in_loopback_netns(params, argv)
+    return rc if rc is not None else _sweep_in_own_session(argv)
+
+
+def _sweep_in_own_session(argv: list[str]) -> int | None:
+    """A sweep not isolated in a network namespace (which has its own session already) re-runs itself in
+    a session of its own, so that SIGTERM to the process group (a scheduler, ``kill -TERM -- -PGID``)
+    stops it as gracefully as Ctrl-C: see :func:`run_in_own_session`. (In-process, a SIGTERM handler
+    would not do: ``ray.init`` replaces it with one that exits at once, without Tune saving its state.)"""
+    from unmask.studies import netns
+
+    if netns.inside() or os.environ.get(SWEEP_DRIVER_FLAG) == "1":
+        return None
+    return run_in_own_session([sys.executable, "-m", "unmask.cli", *argv],
+                              env={**os.environ, SWEEP_DRIVER_FLAG: "1"})
+
+
+def run_in_own_session(cmd: list[str], env: dict[str, str] | None = None) -> int:
+    """Run ``cmd`` in a new session and return its exit status (128 + N when signal N killed it).
+
+    SIGINT and SIGTERM to this process (a Ctrl-C, or a signal to the process group from a script or a
+    scheduler) reach the child once, as SIGINT: the signal on which Tune saves the sweep's state and
+    returns early, so the next run resumes. The child's own children (Ray's processes) get nothing
+    from the terminal or the group."""
+    child: list[subprocess.Popen] = []
+    pending: list[int] = []
+
+    def forward(signum, frame) -> None:
+        if not child:
+            pending.append(signum)
+            return
+        try:
+            os.kill(child[0].pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        child.append(subprocess.Popen(cmd, env=env, start_new_session=True))
+        if pending:
+            forward(pending[0], None)
+        rc = child[0].wait()
+        return 128 - rc if rc < 0 else rc
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+# atomic writes (unmask.io.atomic) go through ".<name>.<random>.tmp" and ".<name>.old" siblings
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.(?:[A-Za-z0-9_]{8}\.tmp|old)")
+_WRITE_ERRNOS = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def os_error_line(err: OSError) -> str:
+    """One line for an OSError with a file name: ``cannot write data/aligned: Permission denied``
+    (the output an atomic write was making, not its temporary file), ``<path>: <reason>`` otherwise."""
+    name = err.filename2 if err.filename2 is not None else err.filename
+    path = Path(os.fsdecode(name))
+    m = _TEMP_NAME.fullmatch(path.name)
+    if m:
+        path = path.with_name(m["name"])
+    reason = err.strerror or str(err)
+    if err.errno in _WRITE_ERRNOS:
+        return f"cannot write {path}: {reason}"
+    if err.errno in (errno.EACCES, errno.EPERM):
+        if not os.path.lexists(path) or os.access(path, os.R_OK):
+            return f"cannot write {path}: {reason}"
+        return f"cannot access {path}: {reason}"
+    return f"{path}: {reason}"
+
+
+def _check_trials_table(root: Path, study: str) -> None:
+    """evaluate: a trials table that is not one fails with one line naming it (a missing one is
+    reported by the stage itself, with the command that makes it)."""
+    from unmask.pipeline import RESULTS_DIR
+    from unmask.reports.evaluate import read_trials
+
+    trials = root / RESULTS_DIR / study / "trials.parquet"
+    if trials.is_file():
+        read_trials(trials)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,16 +155,19 @@ def main(argv: list[str] | None = None) -> int:
         params = load_params(args.params)
         if args.command == "ui":
             from unmask.studies import parse_study_params
-            from unmask.tracking import resolve_artifact_root, resolve_uri
+            from unmask.tracking import check_store, resolve_artifact_root, resolve_uri
             from unmask.ui import serve_ui
 
             tracking = parse_study_params(params).tracking
-            return serve_ui(resolve_uri(tracking, root.resolve()), resolve_artifact_root(tracking, root.resolve()),
-                            port=args.port)
+            uri = resolve_uri(tracking, root.resolve())
+            check_store(uri)
+            return serve_ui(uri, resolve_artifact_root(tracking, root.resolve()), port=args.port)
         if args.command == "sweep":
-            rc = _sweep_in_loopback_netns(params, argv if argv is not None else sys.argv[1:])
+            rc = _rerun_sweep(params, argv if argv is not None else sys.argv[1:])
             if rc is not None:
                 return rc
+        if args.command == "evaluate":
+            _check_trials_table(root, args.study)
         if args.command in STUDY_STAGES:
             fn, _ = STUDY_STAGES[args.command]
             fn(params, args.study, root, progress=not args.quiet)
@@ -79,6 +177,14 @@ def main(argv: list[str] | None = None) -> int:
     except UnmaskError as e:
         print(f"unmask {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if e.filename is None:
+            raise
+        print(f"unmask {args.command}: error: {os_error_line(e)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"unmask {args.command}: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

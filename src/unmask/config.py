@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -39,6 +39,7 @@ class UrlSource(_Section):
     sha256: Optional[str] = None                # required for http(s)
     subdir: Optional[str] = None                # folder inside the archive holding the photos
     identity_from_subfolders: bool = True
+    max_extract_gb: float = Field(20.0, gt=0, allow_inf_nan=False)  # cap on the unpacked size (GiB)
 
 
 DataSourceName = Literal["synthetic", "folder", "url", "ffhq", "celeba", "celebamask_hq", "cmfd"]
@@ -102,13 +103,37 @@ class SplitConfig(_Section):
         return self
 
 
+# sections parsed by unmask.studies (kept as Params' extra keys: the data stages never need them)
+STUDY_SECTIONS = ("train", "sweep", "tracking", "reports", "studies")
+# what a params.yaml file must have: without them a typo (`dta:`) or an empty file would silently run
+# the defaults and replace data/ (a programmatic parse_params may leave them out)
+REQUIRED_SECTIONS = ("data", "align", "synthesize", "split", "train", "studies")
+
+
 class Params(_Section):
-    model_config = ConfigDict(extra="allow", frozen=True)  # later issues add sections (studies, ...)
+    model_config = ConfigDict(extra="allow", frozen=True)  # STUDY_SECTIONS, checked by unmask.studies
     seed: int = 0
     data: DataConfig = DataConfig()
     align: AlignConfig = AlignConfig()
     synthesize: SynthesizeConfig = SynthesizeConfig()
     split: SplitConfig = SplitConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_sections(cls, raw: Any) -> Any:
+        if isinstance(raw, dict):
+            check_sections(raw)
+        return raw
+
+
+def check_sections(raw: dict) -> None:
+    """ConfigError (without the file name) for a top-level key that is no section, or a section left empty."""
+    valid = sorted([*Params.model_fields, *STUDY_SECTIONS])
+    for key, value in raw.items():
+        if key not in valid:
+            raise ConfigError(f"{key}: unknown section (valid: {', '.join(valid)})")
+        if value is None and key != "seed":
+            raise ConfigError(f"{key}: empty section (give its keys, or leave the section out)")
 
 
 def _format_error(source: str, err: ValidationError) -> str:
@@ -129,6 +154,8 @@ def parse_params(raw: dict, source: str = "params.yaml") -> Params:
         raise ConfigError(f"{source}: top level must be a mapping, got {type(raw).__name__}")
     try:
         return Params.model_validate(raw)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
     except ValidationError as err:
         raise ConfigError(_format_error(source, err)) from None
 
@@ -140,5 +167,19 @@ def load_params(path: str | os.PathLike = "params.yaml") -> Params:
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    return parse_params(raw or {}, str(path))
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections, got "
+                          f"{'an empty file' if raw is None else type(raw).__name__}")
+    try:
+        check_sections(raw)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    missing = [k for k in REQUIRED_SECTIONS if k not in raw]
+    if missing:
+        raise ConfigError(f"{path}: missing section{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                          f"(a params.yaml needs {', '.join(REQUIRED_SECTIONS)})")
+    return parse_params(raw, str(path))

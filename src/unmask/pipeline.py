@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 from unmask.config import Params
 from unmask.errors import UnmaskError
-from unmask.io.atomic import write_text
+from unmask.io.atomic import atomic_dir, write_text
 
 log = logging.getLogger("unmask")
 
@@ -22,6 +23,8 @@ SYNTH_DIR = Path("data/synth")
 SPLITS_DIR = Path("data/splits")
 RESULTS_DIR = Path("results")
 REPORTS_DIR = Path("reports")
+# files in reports/ that benchmarks write (benchmarks/convergence.py); the report stage keeps them
+BENCHMARK_REPORTS = ("convergence.md", "convergence.png", "convergence.json")
 
 
 def _write_summary(path: Path, report) -> dict:
@@ -107,8 +110,14 @@ def run_report(params: Params, root: Path = Path("."), progress: bool = True) ->
     from unmask.tracking import log_reports_to_parents
 
     sp = parse_study_params(params)
-    written = write_reports(root / RESULTS_DIR, root / REPORTS_DIR, sp.studies)
-    log_reports_to_parents(sp, root, root / RESULTS_DIR, root / REPORTS_DIR)
+    reports = root / REPORTS_DIR
+    with atomic_dir(reports) as tmp:   # reports/ is replaced whole, or left as it was when a study fails
+        for name in BENCHMARK_REPORTS:   # written by benchmarks, not by this stage: kept
+            if (reports / name).is_file():
+                shutil.copy2(reports / name, tmp / name)
+        written = write_reports(root / RESULTS_DIR, tmp, sp.studies)
+    written = [reports / p.relative_to(tmp) for p in written]
+    log_reports_to_parents(sp, root, root / RESULTS_DIR, reports)
     log.info("report: %d files in %s", len(written), root / REPORTS_DIR)
     return written
 

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from unmask.errors import ConfigError
+from unmask.errors import ConfigError, UnmaskError
 from unmask.studies.config import StudiesParams, TrackingConfig
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -25,24 +25,68 @@ def resolve_uri(cfg: TrackingConfig, root: Path) -> str:
     uri = cfg.uri
     if uri.startswith(SQLITE) and not uri.startswith(SQLITE + "/"):
         return SQLITE + str((root / uri[len(SQLITE):]).resolve())
-    if "://" not in uri:
+    if ":" not in uri and uri not in ("databricks", "databricks-uc", "uc"):
         raise ConfigError(f"tracking.uri: need a URI such as sqlite:///mlflow.db or http://host:5000, "
                           f"got {uri!r} (MLflow 3 has no plain-folder store)")
     return uri
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI (None for other stores and in-memory ones)."""
+    if not uri.startswith(SQLITE):
+        return None
+    path = uri[len(SQLITE):].split("?", 1)[0]
+    return None if path in ("", ":memory:") else Path(path)
+
+
+def check_store(uri: str) -> None:
+    """Refuse a local sqlite tracking store whose file is not an SQLite database (random bytes, another
+    file type, a damaged header) with one line naming the file, before MLflow fails on it with a
+    traceback. A store that does not exist yet is fine: MLflow creates it."""
+    import sqlite3
+
+    path = sqlite_path(uri)
+    if path is None or not path.exists():
+        return
+    if not path.is_file():
+        raise UnmaskError(f"{path}: tracking.uri points at a {'folder' if path.is_dir() else 'special file'}, "
+                          "not an SQLite database")
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()   # reads and checks the header
+        finally:
+            con.close()
+    except sqlite3.OperationalError:   # locked by a writer, cannot be opened: MLflow waits or says so
+        return
+    except sqlite3.DatabaseError as e:   # SQLITE_NOTADB, SQLITE_CORRUPT
+        raise UnmaskError(f"{path}: not an MLflow tracking database ({e}); move it away to start a new "
+                          "store, or point tracking.uri elsewhere") from None
+
+
 def resolve_artifact_root(cfg: TrackingConfig, root: Path) -> str:
     """The artifact root as a URI (a local folder becomes ``file:///abs/path``)."""
-    if "://" in cfg.artifact_root:
-        return cfg.artifact_root
-    return (root / cfg.artifact_root).resolve().as_uri()
+    return artifact_uri(root / cfg.artifact_root if not is_uri(cfg.artifact_root) else cfg.artifact_root)
+
+
+def is_uri(location: str | os.PathLike) -> bool:
+    """Whether ``location`` is a URI (``file:///x``, ``s3://b/x``, ``mlflow-artifacts:/x``) and not a path."""
+    from urllib.parse import urlsplit
+
+    return isinstance(location, str) and len(urlsplit(location).scheme) > 1   # not a drive letter
+
+
+def artifact_uri(location: str | os.PathLike) -> str:
+    """An artifact location as a URI, built once: a URI is kept as it is, a path becomes ``file:///abs``."""
+    return location if is_uri(location) else Path(location).resolve().as_uri()
 
 
 def configure(cfg: TrackingConfig, root: Path) -> str:
-    """Point MLflow at the store of ``cfg``; returns the absolute tracking URI."""
+    """Point MLflow at the store of ``cfg`` (checked: :func:`check_store`); returns the absolute tracking URI."""
     import mlflow
 
     uri = resolve_uri(cfg, root)
+    check_store(uri)
     mlflow.set_tracking_uri(uri)
     return uri
 
@@ -81,7 +125,10 @@ def log_reports_to_parents(params: StudiesParams, root: Path, results_dir: Path,
         trials = results_dir / name / "trials.parquet"
         if not trials.is_file():
             continue
-        run_ids = [r for r in pd.read_parquet(trials, columns=["mlflow_run_id"])["mlflow_run_id"] if r]
+        try:
+            run_ids = [r for r in pd.read_parquet(trials, columns=["mlflow_run_id"])["mlflow_run_id"] if r]
+        except (OSError, ValueError, KeyError) as err:   # pyarrow's ArrowInvalid is a ValueError
+            raise UnmaskError(f"{trials}: not a trials table ({str(err).strip().splitlines()[0]})") from None
         if not run_ids:
             continue
         parent = client.get_run(run_ids[0]).data.tags.get(PARENT_TAG)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -23,22 +25,79 @@ def ui_env() -> dict[str, str]:
 
 def ui_command(tracking_uri: str, artifact_root: str | os.PathLike, port: int = 5000,
                host: str = LOOPBACK) -> list[str]:
-    """``mlflow server`` over ``tracking_uri`` (runs and model registry) with one worker."""
+    """``mlflow server`` over ``tracking_uri`` (runs and model registry) with one worker.
+
+    ``artifact_root`` is a folder or a URI (what :func:`unmask.tracking.resolve_artifact_root` gives):
+    experiments created from the UI or the API get ``<root>/<experiment id>``, and artifacts uploaded
+    through the server land under the same root."""
+    from unmask.tracking import artifact_uri
+
+    root = artifact_uri(artifact_root)
     return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
-            "--default-artifact-root", Path(artifact_root).resolve().as_uri(),
+            "--default-artifact-root", root, "--artifacts-destination", root,
             "--host", host, "--port", str(port), "--workers", "1"]
 
 
 def start_ui(tracking_uri: str, artifact_root: str | os.PathLike, port: int = 5000, host: str = LOOPBACK,
              log_path: str | os.PathLike | None = None) -> subprocess.Popen:
-    """Start the UI in the background (output to ``log_path`` or discarded); see :func:`wait_until_healthy`."""
+    """Start the UI in the background (output to ``log_path`` or discarded); see :func:`wait_until_healthy`.
+
+    The server (``mlflow server`` and the uvicorn it starts) runs in a session of its own, so a
+    terminal's Ctrl-C reaches only this process, which stops the whole server: :func:`stop_ui`."""
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL
     try:
         return subprocess.Popen(ui_command(tracking_uri, artifact_root, port, host), env=ui_env(),
-                                stdout=log, stderr=subprocess.STDOUT)
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     finally:
         if log_path:
             log.close()
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a live (not zombie) process remains in process group ``pgid``."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()   # after "pid (comm)": state ppid pgrp ...
+        except (OSError, IndexError):
+            continue   # exited meanwhile
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def stop_ui(proc: subprocess.Popen, timeout_s: float = 10) -> None:
+    """Stop the server's whole process group (``mlflow server`` and its uvicorn): SIGTERM, then SIGKILL
+    to whatever is left after ``timeout_s``; returns once none of it runs."""
+    pgid = proc.pid   # start_ui made it a session (and group) leader
+    _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        pass
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _group_alive(pgid):
+        _signal_group(pgid, signal.SIGKILL)
+        proc.wait()
+        while _group_alive(pgid) and time.monotonic() < deadline + 5:
+            time.sleep(0.1)
 
 
 def wait_until_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 120) -> None:
@@ -57,20 +116,41 @@ def wait_until_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 120)
     raise UnmaskError(f"mlflow server at {url} not healthy after {timeout_s:.0f} s")
 
 
+class _Stop(BaseException):   # not an Exception: no `except Exception` on the way may swallow it
+    """SIGTERM (or SIGHUP) to ``unmask ui``."""
+
+
+def _stop(signum, frame) -> None:
+    raise _Stop(signum)
+
+
 def serve_ui(tracking_uri: str, artifact_root: str | os.PathLike, port: int = 5000, host: str = LOOPBACK) -> int:
-    """Run the MLflow UI until interrupted; prints its URL once it is up. Returns the exit status."""
-    proc = start_ui(tracking_uri, artifact_root, port, host)
-    url = f"http://{host}:{port}"
+    """Run the MLflow UI until interrupted; prints its URL once it is up. Returns the exit status.
+
+    Ctrl-C (SIGINT), SIGTERM and SIGHUP stop the whole server (:func:`stop_ui`) before this returns 0,
+    so nothing is left listening on the port."""
+    main = threading.current_thread() is threading.main_thread()
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.getsignal(sig) for sig in stops} if main else {}
+    for sig in stops[1:]:
+        if main and previous[sig] is not signal.SIG_IGN:    # under nohup, SIGHUP stays ignored
+            signal.signal(sig, _stop)
+    proc = None
     try:
+        proc = start_ui(tracking_uri, artifact_root, port, host)
+        url = f"http://{host}:{port}"
         wait_until_healthy(url, proc)
         print(f"MLflow UI: {url}  (tracking store {tracking_uri}; Ctrl-C to stop)", flush=True)
         return proc.wait()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Stop):
         return 0
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        try:
+            if main:   # a second signal while stopping must not leave the server running
+                for sig in stops:
+                    signal.signal(sig, signal.SIG_IGN)
+            if proc is not None:
+                stop_ui(proc)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)

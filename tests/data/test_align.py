@@ -13,6 +13,7 @@ from unmask.config import AlignConfig
 from unmask.data import align as align_mod
 from unmask.data.align import align_dataset, align_image, eye_distance, ffhq_quad
 from unmask.data.schema import ALIGNED, RAW
+from unmask.errors import UnmaskError
 from unmask.io.images import decode_png, encode_png, load_rgb
 from unmask.io.shards import read_table, write_rows
 
@@ -201,9 +202,12 @@ def test_source_landmarks_are_used_only_when_asked(tmp_path):
     lm = _place(_template(), 0.0, 0.5, (48.0, 40.0))
     raw = _raw(tmp_path, [_row("g-0", _grey(), lm)])  # flat grey: nothing for dlib to find
     assert align_dataset(raw, tmp_path / "a", AlignConfig(), progress=False).n_aligned == 1
-    report = align_dataset(raw, tmp_path / "b", AlignConfig(use_source_landmarks=False, detector_upsample=0),
-                           progress=False)
-    assert report.reasons == {"no_face": 1}
+    with pytest.raises(UnmaskError) as e:
+        align_dataset(raw, tmp_path / "b", AlignConfig(use_source_landmarks=False, detector_upsample=0),
+                      progress=False)
+    assert str(e.value) == (f"{tmp_path / 'b'}: no face aligned in 1 images (no face: 1); "
+                            f"see {tmp_path / 'b' / 'rejected.csv'}")
+    assert _rejected(tmp_path / "b")["g-0"].startswith("no_face: g-0: dlib found no face")
 
 
 def test_bad_rows_are_rejected_with_reasons(tmp_path):
@@ -305,14 +309,48 @@ def test_two_faces_side_by_side_are_rejected(real_faces_dir, tmp_path):
     side = min(min(im.shape[:2]) for im in singles)
     pair = np.concatenate([im[:side, :side] for im in singles], axis=1)
     raw = _raw(tmp_path, [_row("two-0", encode_png(pair))])
-    report = align_dataset(raw, tmp_path / "aligned", AlignConfig(detector_upsample=0), progress=False)
-    assert report.reasons == {"multiple_faces": 1}
+    with pytest.raises(UnmaskError, match=r"no face aligned in 1 images \(several faces: 1\)"):
+        align_dataset(raw, tmp_path / "aligned", AlignConfig(detector_upsample=0), progress=False)
     assert "2 faces" in _rejected(tmp_path / "aligned")["two-0"]
 
 
 def test_small_real_face_is_rejected_as_too_small(real_faces_dir, tmp_path):
     path = sorted(real_faces_dir.glob("*.png"))[0]
     raw = _raw(tmp_path, [_row("small-0", path.read_bytes())])
-    report = align_dataset(raw, tmp_path / "aligned", AlignConfig(detector_upsample=0, min_eye_distance=200),
-                           progress=False)
-    assert report.reasons == {"face_too_small": 1}
+    with pytest.raises(UnmaskError, match=r"no face aligned in 1 images \(too small: 1\)"):
+        align_dataset(raw, tmp_path / "aligned", AlignConfig(detector_upsample=0, min_eye_distance=200),
+                      progress=False)
+    assert "eye distance" in _rejected(tmp_path / "aligned")["small-0"]
+
+
+# --------------------------------------------------------------------------- nothing aligned / descriptors
+def test_folder_of_23_photos_without_a_usable_face_fails_at_align_with_counts(tmp_path):
+    tiny = _place(_template(), 0.0, 0.08, (48.0, 40.0))  # eye distance 3.2 px
+    rows = [_row(f"grey{i:02d}-0", _grey()) for i in range(20)] + [_row(f"tiny{i}-0", _grey(), tiny)
+                                                                  for i in range(3)]
+    out = tmp_path / "aligned"
+    with pytest.raises(UnmaskError) as e:
+        align_dataset(_raw(tmp_path, rows), out, AlignConfig(detector_upsample=0), progress=False)
+    assert str(e.value) == (f"{out}: no face aligned in 23 images (no face: 20, too small: 3); "
+                            f"see {out / 'rejected.csv'}")
+    assert len(_rejected(out)) == 23  # written before failing: the reasons are there to read
+    assert read_table(out).num_rows == 0
+
+
+def test_folder_photo_gets_a_face_descriptor_and_other_rows_do_not(real_faces_dir, tmp_path):
+    from unmask.data.identities import EMBEDDING_KEY
+
+    files = sorted(real_faces_dir.glob("*.png"))[:3]
+    rows = [_row(f"{p.stem}-0", p.read_bytes()) for p in files]
+    for r in rows[:2]:
+        r["attrs"] = json.dumps({"identity_from": "file"})
+    lm = _place(_template(), 0.0, 0.5, (48.0, 40.0))
+    rows.append(_row("syn-0", _grey(), lm))  # a source with landmarks and its own identities
+    out = tmp_path / "aligned"
+    report = align_dataset(_raw(tmp_path, rows), out, AlignConfig(size=32, detector_upsample=0), progress=False)
+    attrs = {r["image_id"]: json.loads(r["attrs"]) for r in read_table(out).to_pylist()}
+    assert attrs["syn-0"] == {"k": "syn-0"}
+    embedded = [k for k, a in attrs.items() if EMBEDDING_KEY in a]
+    assert report.n_embedded == len(embedded) >= 1
+    assert all(len(attrs[k][EMBEDDING_KEY]) == 128 and attrs[k]["identity_from"] == "file" for k in embedded)
+    assert set(embedded) <= {f"{p.stem}-0" for p in files[:2]}

@@ -231,3 +231,155 @@ def test_not_an_archive(tmp_path):
     with pytest.raises(DownloadError, match="not a zip or tar archive"):
         extract(p, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- links, chains and the size cap
+CHAIN = ["a/b", "a/b/c", "a/b/c/d", "a/b/c/d/e"]  # each -> "..": a/b/c/d/e ends up 3 levels above
+
+
+def _zip_link(zf: zipfile.ZipFile, name: str, target: str) -> None:
+    info = zipfile.ZipInfo(name)
+    info.create_system = 3
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    zf.writestr(info, target)
+
+
+def _no_pwned(tmp_path: Path) -> None:
+    assert list(tmp_path.rglob("PWNED.txt")) == []
+
+
+def _nothing_extracted(dest: Path) -> None:
+    assert not dest.exists()
+    assert [p.name for p in dest.parent.iterdir()] == []  # no temporary folder left either
+
+
+def test_zip_symlink_chain_is_refused(tmp_path):
+    archive = tmp_path / "archive.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name in CHAIN:
+            _zip_link(zf, name, "..")
+        zf.writestr("a/b/c/d/e/PWNED.txt", b"pwned")
+    dest = tmp_path / "x" / "y" / "z" / "out"
+    dest.parent.mkdir(parents=True)
+    with pytest.raises(DownloadError) as e:
+        extract(archive, dest)
+    msg = str(e.value)
+    assert msg == f"{archive}: unsafe member 'a/b' (symbolic link)"
+    _no_pwned(tmp_path)
+    _nothing_extracted(dest)
+
+
+@pytest.mark.parametrize("make, member, why", [
+    # a link made by a non-unix zipper is still a link (the mode bits say so)
+    (lambda zf: (zf.writestr(GOOD[0], GOOD[1]), _zip_link(zf, "ok/l", "a.txt")), "ok/l", "symbolic link"),
+    (lambda zf: zf.writestr(_special("ok/fifo", stat.S_IFIFO), b""), "ok/fifo", "special file"),
+    (lambda zf: zf.writestr(_special("ok/dev", stat.S_IFCHR), b""), "ok/dev", "special file"),
+])
+def test_zip_links_and_special_members_are_refused(tmp_path, make, member, why):
+    archive = tmp_path / "bad.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        make(zf)
+    dest = tmp_path / "work" / "out"
+    dest.parent.mkdir()
+    with pytest.raises(DownloadError) as e:
+        extract(archive, dest)
+    msg = str(e.value)
+    assert msg.startswith(f"{archive}: unsafe member {member!r} (") and why in msg
+    _nothing_extracted(dest)
+
+
+def _special(name: str, kind: int) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name)
+    info.create_system = 3
+    info.external_attr = (kind | 0o644) << 16
+    return info
+
+
+def test_tar_symlink_chain_is_refused(tmp_path):
+    archive = _tar(tmp_path / "archive.tar", [*(_link(n, "..") for n in CHAIN), ("a/b/c/d/e/PWNED.txt", b"x")])
+    dest = tmp_path / "x" / "y" / "z" / "out"
+    dest.parent.mkdir(parents=True)
+    with pytest.raises(DownloadError) as e:
+        extract(archive, dest)
+    msg = str(e.value)  # refused by our check, before tarfile's own filter: no "corrupt tar archive"
+    assert msg == f"{archive}: unsafe member 'a/b/c' (symlink to '..' points outside the destination)"
+    _no_pwned(tmp_path)
+    _nothing_extracted(dest)
+
+
+@pytest.mark.parametrize("members, member", [
+    # x stays inside when made; once s -> "." follows, x points one level above the destination
+    ([_link("x", "s/t/../.."), _link("s", "."), GOOD], "x"),
+    # ... and a later file written through x
+    ([_link("x", "s/t/../.."), _link("s", "."), ("x/evil", b"x")], "x/evil"),
+])
+def test_tar_links_followed_through_earlier_links_are_refused(tmp_path, members, member):
+    archive = _tar(tmp_path / "bad.tar", members)
+    dest = tmp_path / "work" / "out"
+    dest.parent.mkdir()
+    with pytest.raises(DownloadError) as e:
+        extract(archive, dest)
+    assert str(e.value).startswith(f"{archive}: unsafe member {member!r} (")
+    _nothing_extracted(dest)
+    assert not (tmp_path / "evil").exists()
+
+
+def test_zip_bomb_over_the_cap_is_refused(tmp_path):
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(3):
+            zf.writestr(f"z/{i}.bin", b"\0" * (1 << 20))  # 3 MiB of zeros in a few KB
+    assert archive.stat().st_size < 50_000
+    dest = tmp_path / "work" / "out"
+    dest.parent.mkdir()
+    with pytest.raises(DownloadError) as e:
+        extract(archive, dest, max_extract_gb=1 / 1024)  # 1 MiB
+    msg = str(e.value)
+    assert msg == (f"{archive}: members declare 3 MiB uncompressed, over the 1 MiB extraction cap "
+                   f"(data.url.max_extract_gb = 0.000976562)")
+    _nothing_extracted(dest)
+    assert extract(archive, dest, max_extract_gb=3 / 1024) == dest  # exactly the cap: fine
+    assert (dest / "z" / "2.bin").stat().st_size == 1 << 20
+
+
+def test_tar_over_the_cap_is_refused(tmp_path):
+    archive = _tar(tmp_path / "big.tar.gz", [("f/a", b"\0" * 600_000), ("f/b", b"\0" * 600_000)], "w:gz")
+    dest = tmp_path / "work" / "out"
+    dest.parent.mkdir()
+    with pytest.raises(DownloadError, match=r"over the 1 MiB extraction cap \(data.url.max_extract_gb") as e:
+        extract(archive, dest, max_extract_gb=1 / 1024)
+    assert str(archive) in str(e.value)
+    _nothing_extracted(dest)
+
+
+def test_zip_cap_is_enforced_while_writing(tmp_path, monkeypatch):
+    """Declared sizes can lie: the bytes actually written are counted too."""
+    from unmask.data import fetch
+
+    archive = _zip(tmp_path / "liar.zip", [("f/a", b"\0" * 700_000), ("f/b", b"\0" * 700_000)])
+    monkeypatch.setattr(fetch._Budget, "check_declared", lambda self, total: None)
+    dest = tmp_path / "work" / "out"
+    dest.parent.mkdir()
+    with pytest.raises(DownloadError) as e:
+        extract(archive, dest, max_extract_gb=1 / 1024)
+    assert str(e.value) == (f"{archive}: unpacks to more than the cap at member 'f/b', over the 1 MiB "
+                            f"extraction cap (data.url.max_extract_gb = 0.000976562)")
+    _nothing_extracted(dest)
+
+
+def test_extract_cap_default_and_config():
+    import inspect
+
+    from unmask.config import UrlSource, parse_params
+    from unmask.data.fetch import DEFAULT_MAX_EXTRACT_GB
+    from unmask.errors import ConfigError
+
+    assert UrlSource().max_extract_gb == DEFAULT_MAX_EXTRACT_GB == 20.0
+    assert inspect.signature(extract).parameters["max_extract_gb"].default == DEFAULT_MAX_EXTRACT_GB
+    assert parse_params({"data": {"url": {"max_extract_gb": 0.5}}}).data.url.max_extract_gb == 0.5
+    for bad in (0, -1, "lots", float("inf")):
+        with pytest.raises(ConfigError, match=r"data\.url\.max_extract_gb") as e:
+            parse_params({"data": {"url": {"max_extract_gb": bad}}})
+        assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="max_extract_gb"):
+        extract(Path("unused.zip"), Path("unused"), max_extract_gb=0)

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import io
 import json
+import os
 import tarfile
 import threading
 import zipfile
@@ -20,7 +21,7 @@ from PIL import Image
 from unmask.config import DataConfig
 from unmask.data.datasets import CELEBAMASK_TO_OURS
 from unmask.data.schema import RAW
-from unmask.data.sources import SOURCES, download_source
+from unmask.data.sources import SOURCES, SourceReport, download_source
 from unmask.errors import ConfigError, DownloadError, UnmaskError
 from unmask.io.images import decode_png
 from unmask.io.shards import read_table
@@ -65,8 +66,8 @@ def test_folder_keeps_good_photos_and_lists_bad_ones(tmp_path):
     (root / "bob/truncated.jpg").write_bytes(jpg.getvalue()[: len(jpg.getvalue()) // 2])
     (root / "bob/text.png").write_text("this is not an image")
     _save(root / "bob/tiny.png", _photo(7, (8, 8)))
-    (root / "notes.txt").write_text("ignored: not a photo suffix")
-    (root / ".hidden.png").write_text("ignored: hidden")
+    (root / "notes.txt").write_text("not a photo: rejected, not skipped")
+    (root / ".hidden.png").write_text("hidden: rejected, not skipped")
 
     out = tmp_path / "raw"
     report = download_source(_cfg(source="folder", folder={"path": str(root)}), 0, out)
@@ -82,13 +83,19 @@ def test_folder_keeps_good_photos_and_lists_bad_ones(tmp_path):
         "carol.png": "carol"}
 
     rejected = _rejected(out)
-    assert set(rejected) == {"bob/corrupt.jpg", "bob/truncated.jpg", "bob/text.png", "bob/tiny.png"}
+    assert set(rejected) == {"bob/corrupt.jpg", "bob/truncated.jpg", "bob/text.png", "bob/tiny.png", "notes.txt",
+                             ".hidden.png"}
+    assert rejected["notes.txt"]["reason"] == "not an image (format not recognised)"
+    assert rejected[".hidden.png"]["reason"] == "hidden file"
     assert "not an image" in rejected["bob/corrupt.jpg"]["reason"]
     assert "truncated" in rejected["bob/truncated.jpg"]["reason"]
     assert "not an image" in rejected["bob/text.png"]["reason"]
     assert "too small" in rejected["bob/tiny.png"]["reason"]
     assert rejected["bob/tiny.png"]["image_id"] == "bob/tiny.png"
-    assert report.to_dict() == {"source": "folder", "n_images": 5, "n_identities": 3, "n_rejected": 4}
+    assert report.to_dict() == {
+        "source": "folder", "n_images": 5, "n_identities": 3, "n_rejected": 6, "n_seen": 11, "n_beyond_limit": 0,
+        "rejected_reasons": {"not an image": 3, "corrupt or truncated image": 1, "image too small": 1,
+                             "hidden file": 1}}
     assert {r.path for r in report.rejected} == set(rejected)
 
 
@@ -127,13 +134,149 @@ def test_folder_bad_params(folder, key, tmp_path):
 
 def test_empty_or_all_bad_folder_is_an_error(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UnmaskError, match=r"^data\.folder\.path: no photos"):
+    with pytest.raises(UnmaskError, match=r"^data\.folder\.path: no files in "):
         download_source(_cfg(source="folder", folder={"path": str(tmp_path / "empty")}), 0, tmp_path / "raw")
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "x.png").write_text("nope")
-    with pytest.raises(UnmaskError, match=r"^data\.folder\.path: none of the 1 images"):
+    with pytest.raises(UnmaskError, match=r"^data\.folder\.path: none of the 1 files in .* \(not an image: 1; first: "):
         download_source(_cfg(source="folder", folder={"path": str(tmp_path / "bad")}), 0, tmp_path / "raw")
     assert not (tmp_path / "raw").exists()
+
+
+# --------------------------------------------------------------------------- folder: nothing vanishes
+def _folder(tmp_path: Path, root: Path, **folder) -> tuple[SourceReport, dict[str, dict], dict[str, dict]]:
+    report = download_source(_cfg(source="folder", folder={"path": str(root), **folder}), 0, tmp_path / "raw")
+    return report, _rows(tmp_path / "raw"), _rejected(tmp_path / "raw")
+
+
+def _accounted(report) -> None:
+    d = report.to_dict()
+    assert d["n_seen"] == d["n_images"] + d["n_rejected"] + d["n_beyond_limit"]
+
+
+def test_black3_jpg_1088Wx1632H_webp_without_photo_suffix_is_used(tmp_path):
+    root = tmp_path / "photos"
+    _save(root / "black3.jpg_1088Wx1632H", _photo(1, (40, 60)), format="WEBP", lossless=True)
+    _save(root / "IMG_0001", _photo(2, (40, 60)), format="PNG")
+    report, rows, rejected = _folder(tmp_path, root)
+    assert set(rows) == {"black3.jpg_1088Wx1632H", "IMG_0001"} and rejected == {}
+    assert np.array_equal(decode_png(rows["black3.jpg_1088Wx1632H"]["image"]), _photo(1, (40, 60)))
+    assert rows["black3.jpg_1088Wx1632H"]["identity"] == "black3"
+    _accounted(report)
+
+
+def test_every_file_is_used_or_rejected_with_its_reason(tmp_path):
+    root = tmp_path / "photos"
+    _save(root / "a.png", _photo(1))
+    (root / "empty.jpg").write_bytes(b"")
+    (root / "readme").write_text("hello")
+    png = (root / "a.png").read_bytes()
+    (root / "broken.png").write_bytes(png[: len(png) // 2])  # PNG magic, then cut short
+    (root / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (root / ".git").mkdir()
+    (root / ".git" / "HEAD").write_text("ref")
+    (root / "__MACOSX").mkdir()
+    (root / "__MACOSX" / "._a.png").write_bytes(b"\0")
+    report, rows, rejected = _folder(tmp_path, root)
+    assert set(rows) == {"a.png"}
+    assert {k: r["reason"].split(" (")[0] for k, r in rejected.items()} == {
+        "empty.jpg": "empty file", "readme": "not an image", "broken.png": "corrupt or truncated image",
+        ".DS_Store": "hidden file", ".git/": "hidden folder, not searched",
+        "__MACOSX/": "hidden folder, not searched"}
+    assert report.to_dict()["n_seen"] == 7
+    _accounted(report)
+    assert json.loads(json.dumps(report.to_dict()))["rejected_reasons"]["hidden folder"] == 2
+
+
+def test_symlink_to_a_file_outside_the_folder_is_rejected(tmp_path):
+    root = tmp_path / "photos"
+    _save(root / "a.png", _photo(1))
+    outside = _save(tmp_path / "elsewhere" / "secret.png", _photo(2)).resolve()
+    (root / "link.png").symlink_to(outside)
+    (root / "inside.png").symlink_to(root / "a.png")       # same bytes as a.png: a duplicate
+    (root / "dangling.png").symlink_to(tmp_path / "gone.png")
+    report, rows, rejected = _folder(tmp_path, root)
+    assert set(rows) == {"a.png"}
+    assert rejected["link.png"]["reason"] == f"symlink outside the folder (-> {outside})"
+    assert rejected["inside.png"]["reason"] == "duplicate of a.png (same bytes)"
+    assert rejected["dangling.png"]["reason"].startswith("broken symlink (-> ")
+    _accounted(report)
+
+
+def test_linked_folder_is_rejected_with_its_reason_not_skipped(tmp_path):
+    root = tmp_path / "photos"
+    _save(root / "ann" / "1.png", _photo(1))
+    _save(root / "ann" / "2.png", _photo(2))
+    _save(tmp_path / "elsewhere" / "bob" / "1.png", _photo(3))
+    (root / "bob").symlink_to(tmp_path / "elsewhere" / "bob", target_is_directory=True)
+    (root / "ann-again").symlink_to(root / "ann", target_is_directory=True)
+    report, rows, rejected = _folder(tmp_path, root)
+    assert set(rows) == {"ann/1.png", "ann/2.png"}
+    assert rejected["bob/"]["reason"] == f"symlink outside the folder (-> {(tmp_path / 'elsewhere' / 'bob').resolve()})"
+    assert rejected["ann-again/"]["reason"].startswith("linked folder (-> ann) not followed")
+    _accounted(report)
+
+
+def test_non_utf8_file_name_is_used_under_an_escaped_name(tmp_path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    name = b"caf\xe9.png"  # Latin-1 bytes: not UTF-8
+    try:
+        with open(os.path.join(os.fsencode(root), name), "wb") as f:
+            Image.fromarray(_photo(1)).save(f, format="PNG")
+        with open(os.path.join(os.fsencode(root), b"bad\xff.txt"), "wb") as f:
+            f.write(b"not a photo")
+    except OSError as e:
+        pytest.skip(f"this file system refuses non-UTF-8 names ({e})")
+    report, rows, rejected = _folder(tmp_path, root)
+    assert set(rows) == {"caf\\xe9.png"}
+    assert rows["caf\\xe9.png"]["identity"] == "caf\\xe9"
+    assert rejected["bad\\xff.txt"]["reason"].startswith("not an image")
+    _accounted(report)
+
+
+def test_x_and_x_copy_and_x_another_copy_keep_one_photo(tmp_path):
+    root = tmp_path / "flat"
+    for name in ("x.png", "x (copy).png", "x (another copy).png"):
+        _save(root / name, _photo(1, (64, 64)))
+    _save(root / "y.png", _photo(2, (64, 64)))
+    report, rows, rejected = _folder(tmp_path, root, identity_from_subfolders=False)
+    assert set(rows) == {"x.png", "y.png"}
+    assert {k: r["reason"] for k, r in rejected.items()} == {
+        "x (copy).png": "duplicate of x.png (same bytes)", "x (another copy).png": "duplicate of x.png (same bytes)"}
+    assert report.to_dict()["rejected_reasons"] == {"duplicate": 2}
+    _accounted(report)
+
+
+def test_resized_jpeg_copy_is_a_near_duplicate(tmp_path):
+    root = tmp_path / "flat"
+    smooth = np.asarray(Image.fromarray(_photo(1, (8, 8))).resize((96, 96), Image.Resampling.BICUBIC))
+    _save(root / "orig.png", smooth)
+    _save(root / "small.jpg", np.asarray(Image.fromarray(smooth).resize((70, 70))), quality=75)
+    _save(root / "other.png", np.asarray(Image.fromarray(_photo(2, (8, 8))).resize((96, 96))))
+    report, rows, rejected = _folder(tmp_path, root)
+    assert set(rows) == {"orig.png", "other.png"}
+    assert rejected["small.jpg"]["reason"].startswith("duplicate of orig.png (near: perceptual hashes ")
+    _accounted(report)
+
+
+def test_limit_counts_what_it_left_unread(tmp_path):
+    root = tmp_path / "flat"
+    for i in range(6):
+        _save(root / f"{i}.png", _photo(i))
+    report = download_source(_cfg(source="folder", limit=2, folder={"path": str(root)}), 0, tmp_path / "raw")
+    assert report.to_dict()["n_beyond_limit"] == 4 and report.n_images == 2
+    _accounted(report)
+
+
+def test_real_photos_are_not_near_duplicates_of_each_other(real_faces_dir):
+    from unmask.data.identities import NEAR_DUPLICATE_BITS, hamming, perceptual_hash
+    from unmask.io.images import load_rgb
+
+    files = sorted(real_faces_dir.glob("*.png"))[:200]
+    hashes = np.array([perceptual_hash(load_rgb(p)) for p in files], np.uint64)
+    closest = min(int(np.delete(hamming(int(h), hashes), i).min()) for i, h in enumerate(hashes))
+    assert closest > NEAR_DUPLICATE_BITS, f"two different real photos within {closest} bits"
 
 
 # --------------------------------------------------------------------------- url
@@ -167,7 +310,8 @@ def test_url_source_end_to_end(http_dir, tmp_path):
     assert {k: r["identity"] for k, r in rows.items()} == {"ann/1.png": "ann", "ann/2.png": "ann", "ben/1.png": "ben"}
     for rel, arr in photos.items():
         assert np.array_equal(decode_png(rows[rel.removeprefix("faces/")]["image"]), arr)
-    assert report.to_dict() == {"source": "url", "n_images": 3, "n_identities": 2, "n_rejected": 0}
+    assert report.to_dict() == {"source": "url", "n_images": 3, "n_identities": 2, "n_rejected": 0, "n_seen": 3,
+                                "n_beyond_limit": 0}
     assert (tmp_path / "cache" / "downloads" / "faces.zip").is_file()
 
     (www / "faces.zip").unlink()  # a re-run uses the verified cache, not the network

@@ -29,5 +29,5 @@ def test_trials_spread_over_two_nodes(tmp_path):
     assert sorted(table["node_id"]) == sorted(out["nodes"])
     assert (table["node_ip"] == "127.0.0.1").all()
     assert table["test_psnr"].notna().all()
-    for ckpt in table["checkpoint"]:
-        assert Path(ckpt).is_file()
+    for ckpt in table["checkpoint"]:   # relative to the project root
+        assert (tmp_path / ckpt).is_file()

@@ -47,7 +47,7 @@ def test_errors_name_the_dotted_key(extra, key):
 
 
 def test_base_train_error_names_train_key():
-    with pytest.raises(ConfigError, match=r"^params.yaml: train.steps: must be an integer >= 0"):
+    with pytest.raises(ConfigError, match=r"^params.yaml: train.steps: must be an integer >= 1"):
         parse_study_params(parse_params({"train": {"steps": -1}, "studies": {"s": {}}}))
 
 
@@ -84,3 +84,27 @@ def test_grid_is_cartesian_product_times_seeds():
 def test_empty_grid_is_one_default_cell():
     trials = expand_study(_parse({"studies": {"s": {"seeds": [3]}}}), "s")
     assert [(t["cell"], t["cell_label"], t["seed"]) for t in trials] == [({}, "default", 3)]
+
+
+@pytest.mark.parametrize("name", ["../../data", "a/b", "x.y", "", "1st"])
+def test_study_name_must_be_a_plain_identifier(name):
+    with pytest.raises(ConfigError, match=r"^params.yaml: studies: .*not a plain identifier"):
+        _parse({"studies": {name: {}}})
+
+
+@pytest.mark.parametrize("extra, match", [
+    ({"baselines": ["foo"]}, r"studies.s.baselines: unknown baseline 'foo'"),
+    ({"reference": "foo"}, r"studies.s.reference: unknown paper table 'foo'"),
+    ({"kinds": ["foo"]}, r"studies.s.kinds: unknown occlusion kind 'foo'"),
+])
+def test_baselines_reference_and_kinds_are_checked_when_params_are_read(extra, match):
+    with pytest.raises(ConfigError, match=match):
+        _parse({"studies": {"s": extra}})
+
+
+@pytest.mark.parametrize("train, key", [({"steps": 0}, "train.steps"), ({"lr_g": float("inf")}, "train.lr_g"),
+                                        ({"lr_d": float("nan")}, "train.lr_d"),
+                                        ({"lambda_adv": float("inf")}, "train.lambda_adv")])
+def test_values_that_can_never_train_are_refused(train, key):
+    with pytest.raises(ConfigError, match=rf"^params.yaml: {key}: must be"):
+        parse_study_params(parse_params({"train": train, "studies": {"s": {}}}))

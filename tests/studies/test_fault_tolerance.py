@@ -51,7 +51,7 @@ def test_killed_worker_is_retried_from_its_checkpoint(tmp_path):
     after = [h for h in history if h["pid"] != killed["pid"]]
     assert after and after[0]["step"] > LONG["val_every"] and after[0]["iterations_since_restore"] == 1
     row = table[table["trial_id"] == trial_id].iloc[0]
-    assert row["steps"] == LONG["steps"] and Path(row["checkpoint"]).is_file()
+    assert row["steps"] == LONG["steps"] and (tmp_path / row["checkpoint"]).is_file()
     runs = _runs(tmp_path)
     assert len(_children(runs)) == len(table)          # the retry reopened the trial's MLflow run
     assert all(r.info.status == "FINISHED" for r in runs)
@@ -78,10 +78,12 @@ def test_interrupted_sweep_resumes_without_retraining(tmp_path):
     assert len(table) == 3 and (table["status"] == "TERMINATED").all(), table["error"].tolist()
     for trial, before in first["finished"].items():      # finished before SIGINT: not retrained
         row = table[table["trial_id"] == trial.removeprefix("trial_")].iloc[0]
-        # Tune's checkpoint was not rewritten; the table points at its copy in the trial store
+        # Tune's checkpoint was not rewritten; the table points at the study's copy of the store's
         assert Path(before["checkpoint"]).stat().st_mtime_ns == before["mtime_ns"]
-        assert Path(row["checkpoint"]).read_bytes() == Path(before["checkpoint"]).read_bytes()
-        assert Path(row["checkpoint"]).parent.parent.name == "trial_store"
+        ckpt = tmp_path / row["checkpoint"]
+        assert ckpt.read_bytes() == Path(before["checkpoint"]).read_bytes()
+        assert ckpt == tmp_path / "results" / STUDY / "checkpoints" / f"{row['trial_key']}.pt"
+        assert (tmp_path / "results" / "trial_store" / row["trial_key"] / "last.pt").read_bytes() == ckpt.read_bytes()
         assert row["mlflow_run_id"] == before["state"]["mlflow_run_id"]
         assert row["train_time_s"] == pytest.approx(before["state"]["train_time_s"])
     runs = _runs(tmp_path)

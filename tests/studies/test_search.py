@@ -37,7 +37,7 @@ def test_search_study_is_one_base_trial():
 @pytest.mark.parametrize("search, extra, key", [
     ({**SEARCH, "space": {"lr_gg": {"uniform": [0, 1]}}}, {}, "studies.s.search.space.lr_gg: unknown key"),
     ({**SEARCH, "space": {"adv_loss": {"choice": ["hinge", "hing"]}}}, {}, "studies.s.search.space.adv_loss: unknown 'hing'"),
-    ({**SEARCH, "space": {"lr_g": {"uniform": [-1, 1]}}}, {}, "studies.s.search.space.lr_g: must be a number > 0"),
+    ({**SEARCH, "space": {"lr_g": {"uniform": [-1, 1]}}}, {}, "studies.s.search.space.lr_g: must be a finite number > 0"),
     ({**SEARCH, "space": {"lr_g": {"loguniform": [0, 1]}}}, {}, "studies.s.search.space.lr_g: loguniform: low must be > 0"),
     ({**SEARCH, "space": {"lr_g": {"uniform": [2, 1]}}}, {}, "studies.s.search.space.lr_g: uniform: low must be below"),
     ({**SEARCH, "space": {"lr_g": {"uniform": [1, 2], "choice": [1]}}}, {}, "studies.s.search.space.lr_g: give exactly one"),

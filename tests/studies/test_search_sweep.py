@@ -22,7 +22,8 @@ SCRIPT = Path(__file__).with_name("search_study.py")
 def search(request, tmp_path_factory) -> dict:
     namespace_or_skip()
     work = tmp_path_factory.mktemp(f"search_{request.param}")
-    return {**run_isolated(SCRIPT, str(work), request.param, timeout=300), "algorithm": request.param}
+    return {**run_isolated(SCRIPT, str(work), request.param, timeout=300), "algorithm": request.param,
+            "work": work}
 
 
 def test_samples_are_drawn_from_the_space_and_asha_stops_some(search):
@@ -37,8 +38,9 @@ def test_samples_are_drawn_from_the_space_and_asha_stops_some(search):
     assert (done["steps_done"] == STEPS).all() and (stopped["steps_done"] < STEPS).all()
     assert done["test_psnr"].notna().all() and stopped["test_psnr"].isna().all()
     assert stopped["val_psnr"].notna().all()             # judged on validation, never on test
-    for ckpt in done["checkpoint"]:   # the optuna run stored through a file:// URI
-        assert Path(ckpt).is_file() and ("/ray-uri/" in ckpt) == (search["algorithm"] == "optuna")
+    # copied into the study's checkpoints folder (the optuna run's Tune storage is a file:// URI)
+    for ckpt, trial_id in zip(t["checkpoint"], t["trial_id"]):
+        assert ckpt == f"results/tune/checkpoints/{trial_id}.pt" and (search["work"] / ckpt).is_file()
     metrics = search["metrics"]
     assert metrics["stopped_early"] == len(stopped) and metrics["failed"] == 0
 

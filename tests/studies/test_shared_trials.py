@@ -21,7 +21,7 @@ LSGAN = "adv_loss=lsgan"
 def shared(tmp_path_factory) -> dict:
     namespace_or_skip()
     work = tmp_path_factory.mktemp("shared")
-    return run_isolated(SCRIPT, str(work), timeout=300)
+    return {**run_isolated(SCRIPT, str(work), timeout=300), "work": work}
 
 
 def _row(table: dict, label: str) -> pd.Series:
@@ -40,9 +40,12 @@ def test_shared_trial_is_trained_once(shared):
     a_ls, b_ls = _row(shared["a"], LSGAN), _row(shared["b"], LSGAN)
     assert b_ls["mlflow_run_id"] == a_ls["mlflow_run_id"] and b_ls["trial_key"] == a_ls["trial_key"]
     assert b_ls["test_psnr"] == a_ls["test_psnr"] and b_ls["model_uri"] == a_ls["model_uri"]
-    assert b_ls["checkpoint"] == a_ls["checkpoint"]            # one file, in the store
-    ckpt = Path(b_ls["checkpoint"])
-    assert ckpt.is_file() and ckpt.parent.name == b_ls["trial_key"] and ckpt.parent.parent.name == "trial_store"
+    # one file in the store; each study's table points at its own copy (a DVC output of its sweep)
+    key, work = b_ls["trial_key"], shared["work"]
+    assert a_ls["checkpoint"] == f"results/{A}/checkpoints/{key}.pt"
+    assert b_ls["checkpoint"] == f"results/{B}/checkpoints/{key}.pt"
+    stored = (work / "results" / "trial_store" / key / "last.pt").read_bytes()
+    assert (work / a_ls["checkpoint"]).read_bytes() == (work / b_ls["checkpoint"]).read_bytes() == stored
     assert set(a["trial_key"]) | set(b["trial_key"]) == set(shared["store"])
     curves = pd.DataFrame(shared["b_curves"])          # the reused trial's curves, under this study
     assert set(curves["trial_id"]) == set(b["trial_id"]) and (curves["study"] == B).all()

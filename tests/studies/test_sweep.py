@@ -62,8 +62,8 @@ def test_trials_table(micro):
                    zip(table[f"{split}_lpips"], table["lpips_note"]))
     assert json.loads(table["cell"][1]) == {"adv_loss": "hinge"}
     assert (table["steps"] == 4).all() and (table["image_size"] == 16).all()
-    for ckpt in table["checkpoint"]:
-        assert Path(ckpt).is_absolute() and Path(ckpt).is_file()
+    for ckpt, key in zip(table["checkpoint"], table["trial_key"]):   # the study's copy: a DVC output
+        assert ckpt == f"results/micro/checkpoints/{key}.pt" and (micro["work"] / ckpt).is_file()
 
 
 def test_curves_and_metrics(micro):

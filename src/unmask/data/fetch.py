@@ -3,7 +3,8 @@
 :func:`download` streams ``http(s)://`` or ``file://`` to ``<dest>.part``, resuming from its size with an
 HTTP Range request (a server that ignores Range and answers 200 restarts the file), verifies the
 sha256 and only then renames to ``dest``. :func:`extract` unpacks zip / tar / tar.gz / tgz after
-checking every member stays inside the destination, into a temporary directory renamed into place.
+checking every member stays inside the destination (zip links are refused; tar links are followed)
+and that the total unpacked size fits a cap, into a temporary directory renamed into place.
 """
 
 from __future__ import annotations
@@ -11,15 +12,16 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import math
 import os
 import re
-import shutil
 import stat
 import tarfile
 import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Iterator
 
@@ -31,6 +33,7 @@ from unmask.io.atomic import atomic_dir
 CHUNK = 1 << 20
 TIMEOUT_S = 60
 EXTRACTED_MARKER = ".unmask-extracted"
+DEFAULT_MAX_EXTRACT_GB = 20.0  # data.url.max_extract_gb: total unpacked size allowed per archive (GiB)
 
 
 def sha256_file(path: Path) -> str:
@@ -197,7 +200,7 @@ def _member_target(archive: Path, name: str) -> PurePosixPath:
 
 
 def _link_inside(base: PurePosixPath, target: str) -> bool:
-    """Whether a link at directory ``base`` pointing to ``target`` stays inside the root."""
+    """Whether a link at directory ``base`` pointing to ``target`` stays inside the root (lexically)."""
     if target.startswith("/") or re.match(r"^[A-Za-z]:", target):
         return False
     depth = 0
@@ -211,53 +214,201 @@ def _link_inside(base: PurePosixPath, target: str) -> bool:
     return True
 
 
-def _check_tar(archive: Path, tf: tarfile.TarFile) -> None:
+_MAX_LINK_HOPS = 40
+
+
+def _resolve_inside(links: dict[tuple[str, ...], str], rel: PurePosixPath) -> tuple[str, ...] | None:
+    """Where ``rel`` really lands once the symlinks in ``links`` (path parts -> target) that the
+    archive has created so far are followed, as parts under the root; None if it leaves the root
+    (through ``..`` or an absolute target) or the links loop."""
+    todo = [p for p in rel.parts if p not in ("", ".")]
+    done: list[str] = []
+    hops = 0
+    while todo:
+        p = todo.pop(0)
+        if p in ("", "."):
+            continue
+        if p == "..":
+            if not done:
+                return None
+            done.pop()
+            continue
+        here = (*done, p)
+        if here in links:
+            hops += 1
+            target = links[here].replace("\\", "/")
+            if hops > _MAX_LINK_HOPS or target.startswith("/") or re.match(r"^[A-Za-z]:", target):
+                return None
+            todo = list(PurePosixPath(target).parts) + todo
+            continue
+        done.append(p)
+    return tuple(done)
+
+
+def _human(n: float) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.4g} {unit}"
+    return f"{int(n)} bytes"
+
+
+class _Budget:
+    """The extraction cap: checked against the declared sizes up front and charged as data is written."""
+
+    def __init__(self, archive: Path, max_gb: float):
+        if not (max_gb > 0 and math.isfinite(max_gb)):
+            raise ValueError(f"max_extract_gb must be a finite number > 0, got {max_gb!r}")
+        self.archive, self.max_gb = archive, max_gb
+        self.cap = int(max_gb * (1 << 30))
+        self.used = 0
+
+    def _error(self, what: str) -> DownloadError:
+        return DownloadError(f"{self.archive}: {what}, over the {_human(self.cap)} extraction cap "
+                             f"(data.url.max_extract_gb = {self.max_gb:g})")
+
+    def check_declared(self, total: int) -> None:
+        if total > self.cap:
+            raise self._error(f"members declare {_human(total)} uncompressed")
+
+    def charge(self, n: int, member: str) -> None:
+        self.used += n
+        if self.used > self.cap:
+            raise self._error(f"unpacks to more than the cap at member {member!r}")
+
+
+def _check_tar(archive: Path, tf: tarfile.TarFile, budget: _Budget) -> None:
+    """Refuse the archive unless every member, followed through the links the archive creates before
+    it, stays inside the destination; and unless the files it declares fit the cap."""
+    links: dict[tuple[str, ...], str] = {}     # symlinks made so far: resolved location -> target
+    sizes: dict[tuple[str, ...], int] = {}
+    declared = 0
     for m in tf.getmembers():
         rel = _member_target(archive, m.name)
-        if m.issym() and not _link_inside(rel.parent, m.linkname):
-            raise DownloadError(f"{archive}: unsafe member {m.name!r} "
-                                f"(symlink to {m.linkname!r} points outside the destination)")
-        if m.islnk() and not _link_inside(PurePosixPath("."), m.linkname):
-            raise DownloadError(f"{archive}: unsafe member {m.name!r} "
-                                f"(hard link to {m.linkname!r} points outside the destination)")
         if not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
             raise DownloadError(f"{archive}: unsafe member {m.name!r} (device, fifo or other special file)")
+        if m.issym():  # tarfile replaces whatever is at the link's own path, so only its folder is followed
+            where = _resolve_inside(links, rel.parent)
+            if where is None or not rel.name:
+                raise DownloadError(f"{archive}: unsafe member {m.name!r} (its folder leads outside "
+                                    f"the destination through a symbolic link)")
+            target = m.linkname.replace("\\", "/")
+            if not _link_inside(rel.parent, target) or \
+                    _resolve_inside(links, PurePosixPath(*where, target)) is None:
+                raise DownloadError(f"{archive}: unsafe member {m.name!r} "
+                                    f"(symlink to {m.linkname!r} points outside the destination)")
+            links[(*where, rel.name)] = target
+            continue
+        real = _resolve_inside(links, rel)  # files and folders are written through an existing link
+        if real is None:
+            raise DownloadError(f"{archive}: unsafe member {m.name!r} (leads outside the destination "
+                                f"through a symbolic link)")
+        if m.islnk():
+            target = m.linkname.replace("\\", "/")
+            linked = _resolve_inside(links, PurePosixPath(target)) if _link_inside(PurePosixPath("."), target) \
+                else None
+            if linked is None:
+                raise DownloadError(f"{archive}: unsafe member {m.name!r} "
+                                    f"(hard link to {m.linkname!r} points outside the destination)")
+            sizes[real] = sizes.get(linked, 0)  # tarfile copies the target when it cannot link
+            declared += sizes[real]
+        elif m.isfile():
+            sizes[real] = m.size
+            declared += m.size
+    for key, target in links.items():  # ``x -> s/t/../..`` then ``s -> .``: x ends up outside
+        if _resolve_inside(links, PurePosixPath(*key)) is None:
+            raise DownloadError(f"{archive}: unsafe member {'/'.join(key)!r} "
+                                f"(symlink to {target!r} points outside the destination)")
+    budget.check_declared(declared)
 
 
-def _zip_is_symlink(info: zipfile.ZipInfo) -> bool:
-    return info.create_system == 3 and stat.S_ISLNK(info.external_attr >> 16)
+def _extract_tar(archive: Path, tf: tarfile.TarFile, root: Path, budget: _Budget) -> None:
+    _check_tar(archive, tf, budget)
+    sizes: dict[str, int] = {}
+
+    def data_filter_with_cap(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+        try:
+            member = tarfile.data_filter(member, dest)
+        except tarfile.FilterError as e:  # the stdlib's own real-path check, as a second line
+            raise DownloadError(f"{archive}: unsafe member {member.name!r} ({e})") from None
+        if member.isfile():
+            sizes[member.name] = member.size
+            budget.charge(member.size, member.name)  # tarfile writes exactly ``size`` bytes per file
+        elif member.islnk():
+            budget.charge(sizes.get(member.linkname, 0), member.name)
+        return member
+
+    tf.extractall(root, filter=data_filter_with_cap)
 
 
-def _extract_zip(archive: Path, zf: zipfile.ZipFile, root: Path) -> None:
+def _zip_mode(info: zipfile.ZipInfo) -> int:
+    return info.external_attr >> 16
+
+
+def _check_zip(archive: Path, zf: zipfile.ZipFile,
+               budget: _Budget) -> list[tuple[zipfile.ZipInfo, PurePosixPath, bool]]:
+    """Every member's (info, relative path, is a folder); refuses links, special files, encrypted
+    members and archives that declare more than the cap, before anything is written."""
     members = []
-    for info in zf.infolist():  # check everything before writing anything
+    declared = 0
+    for info in zf.infolist():
         rel = _member_target(archive, info.filename)
-        link = zf.read(info).decode("utf-8", "replace") if _zip_is_symlink(info) else None
-        if link is not None and not _link_inside(rel.parent, link):
+        mode = _zip_mode(info)
+        kind = stat.S_IFMT(mode)
+        if stat.S_ISLNK(mode):  # whatever system made it: zip links are never extracted
+            raise DownloadError(f"{archive}: unsafe member {info.filename!r} (symbolic link)")
+        if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
             raise DownloadError(f"{archive}: unsafe member {info.filename!r} "
-                                f"(symlink to {link!r} points outside the destination)")
-        members.append((info, rel, link))
-    for info, rel, link in members:
+                                f"(device, fifo or other special file)")
+        if info.flag_bits & 0x1:
+            raise DownloadError(f"{archive}: member {info.filename!r} is encrypted (unsupported)")
+        is_dir = info.is_dir() or kind == stat.S_IFDIR
+        if not is_dir:
+            declared += info.file_size
+        members.append((info, rel, is_dir))
+    budget.check_declared(declared)
+    return members
+
+
+def _inside(root_real: str, path: Path, archive: Path, name: str) -> None:
+    """Refuse ``path`` unless its real path (links on disk followed) is inside ``root_real``."""
+    real = os.path.realpath(path)
+    if os.path.commonpath([root_real, real]) != root_real:
+        raise DownloadError(f"{archive}: unsafe member {name!r} (resolves to {real}, outside the destination)")
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _extract_zip(archive: Path, zf: zipfile.ZipFile, root: Path, budget: _Budget) -> None:
+    members = _check_zip(archive, zf, budget)
+    root_real = os.path.realpath(root)
+    for info, rel, is_dir in members:
         out = root / rel
-        if info.is_dir():
+        _inside(root_real, out, archive, info.filename)
+        if is_dir:
             out.mkdir(parents=True, exist_ok=True)
             continue
         out.parent.mkdir(parents=True, exist_ok=True)
-        if link is not None:
-            os.symlink(link, out)
-            continue
-        with zf.open(info) as src, open(out, "wb") as dst:
-            shutil.copyfileobj(src, dst, CHUNK)
+        _inside(root_real, out, archive, info.filename)
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW | getattr(os, "O_BINARY", 0), 0o644)
+        with zf.open(info) as src, open(fd, "wb") as dst:
+            for block in iter(lambda: src.read(CHUNK), b""):
+                budget.charge(len(block), info.filename)  # sizes in the headers may lie
+                dst.write(block)
 
 
-def extract(archive: Path, dest_dir: Path) -> Path:
+def extract(archive: Path, dest_dir: Path, *, max_extract_gb: float = DEFAULT_MAX_EXTRACT_GB) -> Path:
     """Unpack ``archive`` (zip, tar, tar.gz, tgz) into ``dest_dir`` atomically; return ``dest_dir``.
 
-    Every member is checked first: absolute paths, ``..`` and links leading outside ``dest_dir``
-    raise :class:`DownloadError` naming the archive and member, and nothing is extracted. A marker
+    Every member is checked first: absolute paths, ``..``, zip links and special files, tar links
+    leading outside ``dest_dir`` (followed through the links the archive makes) raise
+    :class:`DownloadError` naming the archive and member, and nothing is extracted. So does an archive
+    whose members declare more than ``max_extract_gb`` GiB, or that writes more while extracting.
+    Everything is unpacked into a temporary sibling renamed onto ``dest_dir`` only on success. A marker
     file records which archive was unpacked so a re-run with the same archive does nothing.
     """
     archive, dest_dir = Path(archive), Path(dest_dir)
+    budget = _Budget(archive, max_extract_gb)
     st = archive.stat()
     stamp = json.dumps({"archive": archive.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
     marker = dest_dir / EXTRACTED_MARKER
@@ -267,15 +418,16 @@ def extract(archive: Path, dest_dir: Path) -> Path:
         if zipfile.is_zipfile(archive):
             try:
                 with zipfile.ZipFile(archive) as zf:
-                    _extract_zip(archive, zf, tmp)
-            except (zipfile.BadZipFile, OSError, EOFError) as e:
+                    _extract_zip(archive, zf, tmp, budget)
+            except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
                 raise DownloadError(f"{archive}: corrupt zip archive ({e})") from None
+            except NotImplementedError as e:  # e.g. deflate64 or AES entries
+                raise DownloadError(f"{archive}: unsupported zip archive ({e})") from None
         elif tarfile.is_tarfile(archive):
             try:
                 with tarfile.open(archive, "r:*") as tf:
-                    _check_tar(archive, tf)
-                    tf.extractall(tmp, filter="data")
-            except (tarfile.TarError, OSError, EOFError) as e:
+                    _extract_tar(archive, tf, tmp, budget)
+            except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
                 raise DownloadError(f"{archive}: corrupt tar archive ({e})") from None
         else:
             raise DownloadError(f"{archive}: not a zip or tar archive")

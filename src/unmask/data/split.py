@@ -4,6 +4,12 @@ Seed 000 (Sections 4.1-4.2) trains an unpaired CycleGAN on masked faces and clea
 people, and tests on paired images (occluded input, clean original). So identities -- not images -- are
 assigned to splits, and the train identities are further divided between the masked domain and the
 clean domain. Val and test rows are paired (occluded, clean, mask).
+
+Identities are the ones the source gave (sub-folder names, dataset labels), except where a folder only
+named photos by their file: there dlib face descriptors (computed by the align stage) group the photos
+into people first, so one person -- or one photo saved twice -- cannot be on both sides of a split.
+``summary.json`` says which method gave the identities and, where descriptors exist, the share of test
+faces that have a train face closer than the same-person threshold.
 """
 
 from __future__ import annotations
@@ -12,11 +18,14 @@ import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from tqdm import tqdm
 
 from unmask.config import SplitConfig
+from unmask.data.identities import (IDENTITY_FROM_KEY, METHOD_SOURCE, SAME_PERSON_DISTANCE, Face,
+                                    face_from_attrs, resolve_identities, share_near)
 from unmask.data.schema import SPLIT
 from unmask.errors import UnmaskError
 from unmask.io.atomic import atomic_dir
@@ -66,20 +75,64 @@ class SplitReport:
     train_domains: dict[str, dict[str, int]] = field(default_factory=dict)
     kinds: dict[str, dict[str, int]] = field(default_factory=dict)
     identity_overlap: dict[str, int] = field(default_factory=dict)
+    # how identities were decided (unmask.data.identities.METHOD_*, several joined by " + "); overlap is
+    # counted in these identities, so it is only as good as they are
+    identity_method: str = METHOD_SOURCE
+    photos_regrouped_by_face: int = 0           # photos whose identity came from embedding clusters
+    faces_with_embedding: int = 0               # aligned photos with a dlib face descriptor
+    # photos in the largest identity: single linkage can chain unlike faces into one big identity
+    largest_identity_photos: int = 0
+    # share of test photos whose nearest train photo is closer than the same-person threshold
+    # (null without descriptors): the leakage the identity labels did not prevent
+    test_faces_near_a_train_face: Optional[float] = None
     seed: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+def _faces(in_dir: str | Path) -> tuple[list[str], list[Face]]:
+    """Each row's source photo, and one :class:`Face` per source photo (first row's attrs)."""
+    table = read_table(in_dir, columns=["source_id", "identity", "attrs"])
+    source_ids = table.column("source_id").to_pylist()
+    faces: dict[str, Face] = {}
+    for sid, ident, attrs in zip(source_ids, table.column("identity").to_pylist(),
+                                 table.column("attrs").to_pylist()):
+        if sid in faces:
+            continue
+        parsed = json.loads(attrs) if attrs and IDENTITY_FROM_KEY in attrs else {}
+        faces[sid] = face_from_attrs(sid, ident, parsed)
+    return source_ids, list(faces.values())
+
+
+def _near_share(faces: list[Face], ident: dict[str, str], split: dict[str, str]) -> Optional[float]:
+    by = {s: [f.embedding for f in faces if f.embedding is not None and split[ident[f.key]] == s]
+          for s in ("train", "test")}
+    if not by["train"] or not by["test"]:
+        return None
+    return round(share_near(np.stack(by["test"]), np.stack(by["train"]), SAME_PERSON_DISTANCE), 4)
+
+
 def split_dataset(in_dir: str | Path, out_dir: str | Path, cfg: SplitConfig, seed: int,
                   progress: bool = True) -> SplitReport:
     """Read SYNTH shards from ``in_dir`` and write ``out_dir/{train,val,test}/`` (SPLIT schema) and
-    ``out_dir/summary.json``."""
-    identities = read_table(in_dir, columns=["identity"]).column("identity").to_pylist()
-    if not identities:
+    ``out_dir/summary.json``.
+
+    A row's identity is the one its source gave, except for folder photos named only by their file:
+    those are grouped by face descriptor (:func:`unmask.data.identities.resolve_identities`) and
+    written with the group's identity."""
+    source_ids, faces = _faces(in_dir)
+    if not source_ids:
         raise UnmaskError(f"{in_dir}: no images to split (the synthesize stage produced none)")
-    assignment = assign_identities(identities, cfg, seed)
+    resolved = resolve_identities(faces)
+    ident = resolved.identity
+    identities = [ident[s] for s in source_ids]
+    try:
+        assignment = assign_identities(identities, cfg, seed)
+    except UnmaskError as e:
+        if resolved.method == METHOD_SOURCE:
+            raise
+        raise UnmaskError(f"{e} (identities: {resolved.method}, {len(faces)} photos)") from None
 
     ids_by = {s: set() for s in SPLITS}
     dom_ids = {"masked": set(), "clean": set()}
@@ -89,16 +142,16 @@ def split_dataset(in_dir: str | Path, out_dir: str | Path, cfg: SplitConfig, see
         writers = {s: ShardWriter(tmp / s, SPLIT) for s in SPLITS}
         for row in tqdm(iter_rows(in_dir), total=len(identities), desc="split", unit="img",
                         disable=not progress):
-            ident = row["identity"]
-            s = assignment.split[ident]
+            row["identity"] = ident_ = ident[row["source_id"]]
+            s = assignment.split[ident_]
             row["split"] = s
-            row["domain"] = assignment.domain[ident]
+            row["domain"] = assignment.domain[ident_]
             writers[s].write(row)
-            ids_by[s].add(ident)
+            ids_by[s].add(ident_)
             rows[s] += 1
             kinds[s][row["kind"]] += 1
             if s == "train":
-                dom_ids[row["domain"]].add(ident)
+                dom_ids[row["domain"]].add(ident_)
         for w in writers.values():
             w.close()
         report = SplitReport(
@@ -113,6 +166,11 @@ def split_dataset(in_dir: str | Path, out_dir: str | Path, cfg: SplitConfig, see
                 "val_test": len(ids_by["val"] & ids_by["test"]),
                 "train_masked_clean": len(dom_ids["masked"] & dom_ids["clean"]),
             },
+            identity_method=resolved.method,
+            photos_regrouped_by_face=resolved.n_merged,
+            faces_with_embedding=sum(f.embedding is not None for f in faces),
+            largest_identity_photos=max(Counter(ident.values()).values()),
+            test_faces_near_a_train_face=_near_share(faces, ident, assignment.split),
             seed=seed,
         )
         (tmp / "summary.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")

@@ -8,6 +8,7 @@ interleaved) or null. Writers fill a temporary directory and rename it into plac
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -75,11 +76,10 @@ def shard_files(directory: str | os.PathLike) -> list[Path]:
 def read_table(directory: str | os.PathLike, columns: list[str] | None = None,
                filters=None) -> pa.Table:
     """Read all shards of a dataset into one Arrow table."""
-    files = shard_files(directory)
-    try:
-        tables = [pq.read_table(f, columns=columns, filters=filters) for f in files]
-    except (pa.ArrowInvalid, OSError) as e:
-        raise UnmaskError(f"{directory}: unreadable Parquet shard ({e})") from None
+    tables = []
+    for f in shard_files(directory):
+        with _naming(f):
+            tables.append(pq.read_table(f, columns=columns, filters=filters))
     return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
 
@@ -87,13 +87,39 @@ def iter_rows(directory: str | os.PathLike, columns: list[str] | None = None,
               batch_size: int = 64) -> Iterator[dict[str, Any]]:
     """Stream rows as dicts, shard by shard, without loading the whole dataset."""
     for f in shard_files(directory):
-        pf = pq.ParquetFile(f)
-        for batch in pf.iter_batches(batch_size=batch_size, columns=columns):
+        with _naming(f):
+            batches = pq.ParquetFile(f).iter_batches(batch_size=batch_size, columns=columns)
+        while True:
+            with _naming(f):   # a shard damaged past its footer fails here, mid-file
+                batch = next(batches, None)
+            if batch is None:
+                break
             yield from batch.to_pylist()
 
 
 def count_rows(directory: str | os.PathLike) -> int:
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in shard_files(directory))
+    total = 0
+    for f in shard_files(directory):
+        with _naming(f):
+            total += pq.ParquetFile(f).metadata.num_rows
+    return total
+
+
+def arrow_reason(err: BaseException) -> str:
+    """The first line of an Arrow/Parquet error, without pyarrow's "Could not open ... '<Buffer>':" prefix."""
+    text = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    if text.startswith("Could not open Parquet input source") and "': " in text:
+        text = text.split("': ", 1)[1]
+    return text
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Turn a pyarrow failure on one shard into a one-line UnmaskError naming that shard."""
+    try:
+        yield
+    except (pa.ArrowException, OSError) as e:   # ArrowInvalid (not Parquet, corrupt), ArrowIOError / OSError
+        raise UnmaskError(f"{path}: unreadable Parquet shard ({arrow_reason(e)})") from None
 
 
 def write_rows(directory: str | os.PathLike, schema: pa.Schema, rows: Iterable[dict[str, Any]],

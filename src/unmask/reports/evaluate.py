@@ -16,6 +16,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import torch
 from torch.utils.data import Subset
 from tqdm import tqdm
@@ -24,6 +25,7 @@ from unmask.data.torch_datasets import PairedDataset, batches, round_robin_by_id
 from unmask.errors import UnmaskError
 from unmask.io.atomic import atomic_path
 from unmask.io.remote import local_copy
+from unmask.io.shards import arrow_reason
 from unmask.metrics import LPIPSMetric, MetricUnavailable, aggregate, build_baseline, compute_metrics, load_lpips
 from unmask.sysinfo import cpu_description
 from unmask.training import load_trainer
@@ -58,6 +60,19 @@ def _check_trials(trials: pd.DataFrame) -> None:
     missing = [c for c in REQUIRED if c not in trials.columns]
     if missing:
         raise UnmaskError(f"trials table: missing column {missing[0]!r} (need {', '.join(REQUIRED)})")
+
+
+def read_trials(path: str | os.PathLike) -> pd.DataFrame:
+    """``results/<study>/trials.parquet`` as a DataFrame; a file that is not one (not Parquet, damaged, or
+    without the columns evaluation needs) raises a one-line UnmaskError naming it."""
+    try:
+        trials = pd.read_parquet(path)
+    except (pa.ArrowException, OSError, ValueError) as e:   # ArrowInvalid is a ValueError
+        raise UnmaskError(f"{path}: not a trials table ({arrow_reason(e)})") from None
+    missing = [c for c in REQUIRED if c not in trials.columns]
+    if missing:
+        raise UnmaskError(f"{path}: not a trials table (no column {missing[0]!r}; need {', '.join(REQUIRED)})")
+    return trials
 
 
 def _first(trials: pd.DataFrame, column: str, default):

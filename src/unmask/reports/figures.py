@@ -86,9 +86,11 @@ def learning_curves(curves_path: str | os.PathLike, out_path: str | os.PathLike,
         curves = pd.read_parquet(curves_path, columns=["trial_id", "step", "metric", "value"])
     except (OSError, ValueError, KeyError) as err:
         raise UnmaskError(f"{curves_path}: not a curves table ({str(err).splitlines()[0]})") from None
-    # a curve needs two points: the one-off test metrics and Tune's bookkeeping flags are not curves
+    # the one-off test metrics and Tune's bookkeeping flags are not curves; a validation metric measured
+    # once (a study whose steps <= val_every) is a curve of one point, a train loss needs two
     n_steps = curves.groupby("metric")["step"].nunique()
-    metrics = sorted((m for m, n in n_steps.items() if n > 1 and not m.startswith(("test_", "should_"))),
+    metrics = sorted((m for m, n in n_steps.items()
+                      if (n > 1 or (n == 1 and m.startswith("val_"))) and not m.startswith(("test_", "should_"))),
                      key=lambda m: (not m.startswith("val_"), m))
     if not metrics:
         raise UnmaskError(f"{curves_path}: no learning curves recorded")

@@ -13,11 +13,12 @@ where it was written (``studies.table3.grid.adv_los``, ``studies.tune.search.spa
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from unmask.config import Params, _format_error
+from unmask.config import STUDY_SECTIONS, Params, _format_error
 from unmask.errors import ConfigError
 
 
@@ -47,6 +48,32 @@ class SweepConfig(_Section):
 class TrackingConfig(_Section):
     uri: str = "sqlite:///mlflow.db"     # relative sqlite paths are taken from the project root
     artifact_root: str = "mlartifacts"   # local folder (relative to the project root) or a URI
+
+    @field_validator("uri")
+    @classmethod
+    def _known_scheme(cls, uri: str) -> str:
+        """Refuse what MLflow cannot open (a plain folder, ``foo://``) now, not when the first run is logged:
+        the schemes are the tracking stores MLflow registers (mlflow.tracking._tracking_service.utils)."""
+        from urllib.parse import urlsplit
+
+        databases = ("sqlite", "postgresql", "mysql", "mssql")   # also as <db>+<driver>
+        schemes = (*databases, "http", "https", "file", "databricks", "databricks-uc", "uc")
+        if uri in ("databricks", "databricks-uc", "uc"):     # MLflow's bare forms (default profile)
+            return uri
+        parts = urlsplit(uri)
+        scheme = parts.scheme.lower()
+        if len(scheme) < 2:       # none, or a Windows drive letter
+            raise ValueError("need a URI such as sqlite:///mlflow.db or http://host:5000 "
+                             "(MLflow 3 has no plain-folder store)")
+        base, _, driver = scheme.partition("+")
+        if base not in schemes or (driver and base not in databases):
+            raise ValueError(f"unknown scheme {scheme + ':'!r}; MLflow accepts {', '.join(schemes)} "
+                             "(databases also as <db>+<driver>)")
+        if base in databases and not uri[len(scheme) + 1:].startswith("//"):
+            raise ValueError(f"a database URI is {base}://... (sqlite:///relative.db or sqlite:////absolute.db)")
+        if base in ("http", "https") and not parts.hostname:
+            raise ValueError(f"no host in the {base} URI (http://host:5000)")
+        return uri
 
 
 DISTRIBUTIONS = ("uniform", "loguniform", "randint", "choice")
@@ -158,6 +185,37 @@ class StudyConfig(_Section):
             raise ValueError("list at least one metric, or leave it out for all")
         return metrics
 
+    @field_validator("baselines")
+    @classmethod
+    def _known_baselines(cls, names: list[str]) -> list[str]:
+        from unmask.metrics.baselines import BASELINES
+
+        for name in names:
+            if name not in BASELINES:
+                raise ValueError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
+        return names
+
+    @field_validator("reference")
+    @classmethod
+    def _known_reference(cls, key: Optional[str]) -> Optional[str]:
+        from unmask.reports.paper import PAPER as PAPER_TABLES
+
+        if key is not None and key not in PAPER_TABLES:
+            raise ValueError(f"unknown paper table {key!r}; choose from {', '.join(PAPER_TABLES)}")
+        return key
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, kinds: Optional[list[str]]) -> Optional[list[str]]:
+        from unmask.data.occlusions import OCCLUDERS
+
+        if kinds is not None and not kinds:
+            raise ValueError("list at least one occlusion kind, or leave it out for all")
+        for kind in kinds or []:
+            if kind not in OCCLUDERS:
+                raise ValueError(f"unknown occlusion kind {kind!r}; choose from {', '.join(OCCLUDERS)}")
+        return kinds
+
     @field_validator("reference_cell")
     @classmethod
     def _known_cell(cls, label: Optional[str], info: ValidationInfo) -> Optional[str]:
@@ -198,12 +256,26 @@ class ReportsConfig(_Section):
     n_samples: int = Field(6, ge=1)           # test faces shown in reports/<study>.png
 
 
+STUDY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
 class StudiesParams(_Section):
     train: dict[str, Any] = Field(default_factory=dict)
     sweep: SweepConfig = SweepConfig()
     tracking: TrackingConfig = TrackingConfig()
     reports: ReportsConfig = ReportsConfig()
     studies: dict[str, StudyConfig] = Field(default_factory=dict)
+
+    @field_validator("studies", mode="before")
+    @classmethod
+    def _plain_names(cls, studies: Any) -> Any:
+        """A study's name becomes file and folder names (results/<name>, reports/<name>.md), so it must
+        be a plain identifier: no path separators, dots or spaces."""
+        for name in studies if isinstance(studies, dict) else ():
+            if not isinstance(name, str) or not STUDY_NAME.fullmatch(name):
+                raise ValueError(f"study name {name!r} is not a plain identifier (a letter, then letters, "
+                                 "digits or _): it is used as a file name")
+        return studies
 
     def study(self, name: str) -> StudyConfig:
         """The study called ``name``; ConfigError naming ``studies.<name>`` when there is none."""
@@ -212,7 +284,7 @@ class StudiesParams(_Section):
         return self.studies[name]
 
 
-SECTIONS = ("train", "sweep", "tracking", "reports", "studies")
+SECTIONS = STUDY_SECTIONS
 
 
 def parse_study_params(params: Params, source: str = "params.yaml") -> StudiesParams:

@@ -4,6 +4,10 @@
 the trial store, opens the study's MLflow parent run, starts or attaches to Ray and runs one
 ``tune.Tuner`` over the trials the store does not hold, and writes
 ``<results_dir>/<study>/trials.parquet``, ``curves.parquet`` and ``sweep.json`` (validation summary; the test summary is the evaluate stage's metrics.json).
+It also copies each trial's final checkpoint to ``<results_dir>/<study>/checkpoints/<trial_key or
+trial_id>.pt`` (a DVC output of the sweep stage, so that ``dvc pull`` brings what evaluate reads;
+replaced whole, only when the sweep succeeded) and points the table's ``checkpoint`` column at those
+copies, relative to the project root (``root``), e.g. ``results/<study>/checkpoints/<key>.pt``.
 
 Trial store (:mod:`unmask.studies.store`; ``<results_dir>/trial_store`` unless ``trial_store`` is
 given; a cache shared by the studies, not a DVC output): a grid trial's key is the hash of its resolved
@@ -11,7 +15,8 @@ TrainConfig (seed included), image size, occlusion kinds and the split files' co
 trial in several studies (the reference cell of most tables) is trained once. After the sweep each
 newly finished trial with finite test metrics is stored (its row, a copy of its ``last.pt``, its
 curves), then the study's tables are built from the store for all its trials, in the study's order,
-with this study's ``study``/``cell``/``cell_label``, ``checkpoint`` at the store's ``last.pt``, and
+with this study's ``study``/``cell``/``cell_label``, ``checkpoint`` at the study's copy of the
+store's ``last.pt`` (see above), and
 ``trial_key``, ``trained_by`` (the study that trained it) and ``reused`` (its MLflow run is a child of
 another parent run). Ray is not started when the store holds every trial. The parent run links the
 reused runs: tag ``unmask.reused_trials`` (count), a tag ``unmask.reused.<run id>`` per run, and
@@ -48,6 +53,7 @@ import json
 import logging
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -58,7 +64,8 @@ import pyarrow.parquet as pq
 
 import unmask
 from unmask.errors import UnmaskError
-from unmask.io.atomic import atomic_path, write_text
+from unmask.io.atomic import atomic_dir, atomic_path, write_text
+from unmask.io.remote import local_copy
 from unmask.studies.config import HIGHER_IS_BETTER, METRICS, SearchConfig, StudiesParams, SweepConfig
 from unmask.studies.grid import Trial, expand_study, fingerprint, resolve_trial
 from unmask.studies.store import HASH_MEMO, TrialStore, data_version, storable, trial_key
@@ -72,6 +79,7 @@ SELECT_BY = "val_psnr"           # the champion of a grid: best validation PSNR 
 FINISHED, FAILED, STOPPED_EARLY = "TERMINATED", "ERROR", "STOPPED_EARLY"    # trials.parquet status
 CHAMPION_ALIAS = "champion"
 SWEEP_FILE = "sweep.json"         # <results_dir>/<study>/sweep.json: the sweep's own summary
+CHECKPOINTS_DIR = "checkpoints"   # <results_dir>/<study>/checkpoints/<trial_key or trial_id>.pt (a DVC output)
 STATE_FILE = "unmask-sweep.json"   # <storage>/<study>.unmask-sweep.json
 RAY_KEYS = {"timestamp", "checkpoint_dir_name", "done", "training_iteration", "trial_id", "date",
             "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "node_id",
@@ -225,6 +233,25 @@ def cell_means(table: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+TEST_REQUIRED = ("test_l1", "test_l2", "test_psnr", "test_ssim", "test_l1_masked", "test_l2_masked",
+                 "test_psnr_masked")
+
+
+def failed_trials(table: pd.DataFrame) -> list[str]:
+    """One line per trial that failed, or finished with a non-finite test metric (a diverged run):
+    ``"<cell> seed=<s>: <why>"``. Trials a scheduler stopped early are not failures."""
+    out = []
+    for r in table.to_dict("records"):
+        where = f"{r.get('cell_label', '?')} seed={r.get('seed', '?')}"
+        if r.get("status") == FAILED:
+            out.append(f"{where}: {r.get('error') or 'failed'}")
+        elif r.get("status") == FINISHED:
+            bad = [c for c in TEST_REQUIRED if not isinstance(r.get(c), (int, float)) or not math.isfinite(r[c])]
+            if bad:
+                out.append(f"{where}: non-finite {bad[0]} ({r.get(bad[0])})")
+    return out
+
+
 def study_metrics(name: str, table: pd.DataFrame) -> dict[str, Any]:
     """sweep.json: the best cell per validation metric (mean over seeds) and every cell's means."""
     means = cell_means(table)
@@ -241,6 +268,45 @@ def study_metrics(name: str, table: pd.DataFrame) -> dict[str, Any]:
              for _, r in means.iterrows()}
     return {"study": name, "trials": int(len(table)), "failed": int((table["status"] == FAILED).sum()),
             "stopped_early": int((table["status"] == STOPPED_EARLY).sum()), "best": best, "cells": cells}
+
+
+def _project_path(path: Path, root: Path) -> str:
+    """``path`` relative to the project root ``root`` (POSIX), valid on any machine the project is
+    cloned to; absolute when it lies outside the project. Symbolic links are resolved only when
+    needed (a ``results`` folder linked to another disk is still inside the project)."""
+    for p, r in ((Path(os.path.abspath(path)), Path(os.path.abspath(root))), (path.resolve(), root.resolve())):
+        with contextlib.suppress(ValueError):
+            return p.relative_to(r).as_posix()
+    return os.path.abspath(path)
+
+
+def copy_checkpoints(table: pd.DataFrame, out_dir: str | os.PathLike, root: str | os.PathLike) -> pd.DataFrame:
+    """Copy each trial's final checkpoint (a store's ``last.pt``, a Tune checkpoint, or a URI) to
+    ``<out_dir>/checkpoints/<trial_key or trial_id>.pt`` and return the table with ``checkpoint``
+    pointing at the copies, relative to the project root ``root``.
+
+    The folder is replaced whole (:func:`unmask.io.atomic.atomic_dir`): it holds exactly this table's
+    checkpoints, or -- when a copy fails -- is left as it was. Rows without a checkpoint keep ""; a
+    trial key repeated in the grid is one file."""
+    dest = Path(out_dir) / CHECKPOINTS_DIR
+    root = Path(root)
+    names: list[str] = []
+    with atomic_dir(dest) as tmp:
+        for r in table.to_dict("records"):
+            location = r.get("checkpoint")
+            if not isinstance(location, str) or not location:
+                names.append("")
+                continue
+            key = r.get("trial_key")
+            name = f"{key if isinstance(key, str) and key else r['trial_id']}.pt"
+            if not (tmp / name).exists():
+                with local_copy(location) as local:
+                    shutil.copyfile(local, tmp / name)
+            names.append(name)
+    out = table.copy()
+    if len(out):
+        out["checkpoint"] = [_project_path(dest / n, root) if n else "" for n in names]
+    return out
 
 
 def _write_parquet(path: Path, df: pd.DataFrame) -> None:
@@ -424,8 +490,9 @@ def run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, re
     study = params.study(name)
     trials = expand_study(params, name)
     data_root = Path(data_root).resolve()
-    if not (data_root / "train").is_dir():
-        raise UnmaskError(f"{data_root}: no train split (run the data stages first: dvc repro split)")
+    for split in ("train", "val", "test"):   # before any trial starts
+        if not (data_root / split).is_dir():
+            raise UnmaskError(f"{data_root / split}: missing split (run the data stages first: dvc repro split)")
     out_dir = Path(results_dir) / name
 
     store: TrialStore | None = None
@@ -502,6 +569,16 @@ def run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, re
         if store is not None:
             table, curves, links = store_and_tabulate(name, trials, keys, store, table, curves,
                                                       parent.info.run_id, exp_id)
+        problems = failed_trials(table)
+        if problems:   # nothing is written or registered: the last good results stay
+            raise UnmaskError(f"{name}: {len(problems)} of {len(table)} trials failed ({'; '.join(problems[:2])}"
+                              f"{'; ...' if len(problems) > 2 else ''}); the previous results in {out_dir} are "
+                              "kept and no champion is registered. Finished trials are kept"
+                              + (" in the trial store" if store is not None else "")
+                              + "; fix the cause and run the study again")
+        # the checkpoints evaluate reads, as a DVC output beside the table (the store and Tune's
+        # storage are not): replaced whole, before the table that points at them
+        table = copy_checkpoints(table, out_dir, root)
         _write_parquet(out_dir / "trials.parquet", table)
         _write_parquet(out_dir / "curves.parquet", curves)
         metrics = study_metrics(name, table)

@@ -17,6 +17,7 @@ weight 1 is the same optimum as lambda_cycle = 10, lambda_adv = 1). In the paire
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,8 @@ def _check(ok: bool, key: str, value: Any, need: str) -> None:
 
 
 def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """A finite int or float (not a bool): .inf and .nan can never train."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _is_int(v: Any) -> bool:
@@ -72,15 +74,15 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for key in ("lambda_adv", "lambda_rec", "lambda_cycle", "lambda_gp", "lambda_cls"):
             v = getattr(self, key)
-            _check(_is_num(v) and v >= 0, key, v, "a number >= 0")
+            _check(_is_num(v) and v >= 0, key, v, "a finite number >= 0")
         for key in ("lr_g", "lr_d"):
             v = getattr(self, key)
-            _check(_is_num(v) and v > 0, key, v, "a number > 0")
+            _check(_is_num(v) and v > 0, key, v, "a finite number > 0")
         b = self.betas
         _check(isinstance(b, (tuple, list)) and len(b) == 2 and all(_is_num(x) and 0 <= x < 1 for x in b),
                "betas", b, "two numbers in [0, 1)")
         self.betas = (float(b[0]), float(b[1]))
-        for key, low in (("batch_size", 1), ("steps", 0), ("val_every", 0), ("checkpoint_every", 0),
+        for key, low in (("batch_size", 1), ("steps", 1), ("val_every", 0), ("checkpoint_every", 0),
                          ("log_every", 1), ("seed", 0)):
             v = getattr(self, key)
             _check(_is_int(v) and v >= low, key, v, f"an integer >= {low}")
