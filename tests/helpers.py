@@ -36,3 +36,22 @@ def synth_rows(n_identities: int, per_identity: int, size: int = 32, seed: int =
 def write_synth(directory: Path, **kw) -> Path:
     write_rows(directory, SYNTH, synth_rows(**kw))
     return directory
+
+
+MICRO_PARAMS = {
+    "train": {"image_size": 16, "steps": 4, "generator": {"base_channels": 4, "n_blocks": 1},
+              "discriminator": {"base_channels": 4}},
+    "sweep": {"storage_path": "ray"}, "tracking": {"uri": "sqlite:///mlflow.db", "artifact_root": "mlartifacts"},
+    "studies": {"s": {"grid": {"adv_loss": ["lsgan", "hinge"]}}}}
+
+
+def micro_grid_study(work: Path):
+    """Split data of 12 random identities under ``work/splits`` and the parsed params of a two-cell grid
+    study ``s`` (16 px, 4 steps): enough for ``run_study`` with its Tune part replaced by a stand-in."""
+    from unmask.config import SplitConfig, parse_params
+    from unmask.data.split import split_dataset
+    from unmask.studies import parse_study_params
+
+    write_synth(work / "synth", n_identities=12, per_identity=2, size=16)
+    split_dataset(work / "synth", work / "splits", SplitConfig(val=0.1, test=0.15), seed=0, progress=False)
+    return parse_study_params(parse_params(MICRO_PARAMS))

@@ -296,21 +296,12 @@ def test_run_study_writes_the_checkpoints_before_the_table(tmp_path, monkeypatch
     """run_study without Ray (its Tune part replaced by a stand-in returning finished rows)."""
     import pandas as pd
 
-    from unmask.config import SplitConfig, parse_params
-    from unmask.data.split import split_dataset
-    from unmask.studies import parse_study_params
     from unmask.studies import sweep as sweep_mod
     from unmask.studies.sweep import run_study
 
-    from tests.helpers import write_synth
+    from tests.helpers import micro_grid_study
 
-    write_synth(tmp_path / "synth", n_identities=12, per_identity=2, size=16)
-    split_dataset(tmp_path / "synth", tmp_path / "splits", SplitConfig(val=0.1, test=0.15), seed=0, progress=False)
-    params = parse_study_params(parse_params({
-        "train": {"image_size": 16, "steps": 4, "generator": {"base_channels": 4, "n_blocks": 1},
-                  "discriminator": {"base_channels": 4}},
-        "sweep": {"storage_path": "ray"}, "tracking": {"uri": "sqlite:///mlflow.db", "artifact_root": "mlartifacts"},
-        "studies": {"s": {"grid": {"adv_loss": ["lsgan", "hinge"]}}}}))
+    params = micro_grid_study(tmp_path)
     calls = []
 
     def fake_sweep(name, study, params, trials, *args, **kw):

@@ -8,14 +8,13 @@ import math
 import pandas as pd
 import pytest
 
-from unmask.config import SplitConfig, parse_params
-from unmask.data.split import split_dataset
+from unmask.config import parse_params
 from unmask.errors import UnmaskError
 from unmask.studies import parse_study_params
 from unmask.studies import sweep as sweep_mod
 from unmask.studies.sweep import failed_trials, run_study
 
-from tests.helpers import write_synth
+from tests.helpers import micro_grid_study
 
 TEST = {f"test_{m}": 0.5 for m in ("l1", "l2", "psnr", "ssim", "l1_masked", "l2_masked", "psnr_masked")}
 
@@ -32,13 +31,7 @@ def test_failed_and_diverged_trials_are_named():
 
 
 def test_failed_sweep_keeps_the_previous_results(tmp_path, monkeypatch):
-    write_synth(tmp_path / "synth", n_identities=12, per_identity=2, size=16)
-    split_dataset(tmp_path / "synth", tmp_path / "splits", SplitConfig(val=0.1, test=0.15), seed=0, progress=False)
-    params = parse_study_params(parse_params({
-        "train": {"image_size": 16, "steps": 4, "generator": {"base_channels": 4, "n_blocks": 1},
-                  "discriminator": {"base_channels": 4}},
-        "sweep": {"storage_path": "ray"}, "tracking": {"uri": "sqlite:///mlflow.db", "artifact_root": "mlartifacts"},
-        "studies": {"s": {"grid": {"adv_loss": ["lsgan", "hinge"]}}}}))
+    params = micro_grid_study(tmp_path)
     out = tmp_path / "results" / "s"
     out.mkdir(parents=True)
     old = {name: f"old {name}" for name in ("trials.parquet", "curves.parquet", "sweep.json")}

@@ -68,7 +68,7 @@ from unmask.io.atomic import atomic_dir, atomic_path, write_text
 from unmask.io.remote import local_copy
 from unmask.studies.config import HIGHER_IS_BETTER, METRICS, SearchConfig, StudiesParams, SweepConfig
 from unmask.studies.grid import Trial, expand_study, fingerprint, resolve_trial
-from unmask.studies.store import HASH_MEMO, TrialStore, data_version, storable, trial_key
+from unmask.studies.store import HASH_MEMO, REQUIRED_TEST, TrialStore, data_version, storable, trial_key
 from unmask.studies.trial import train_trial
 from unmask.tracking import PARENT_TAG, configure, experiment_id, flat_params
 from unmask.training.base import CHECKPOINT_NAME
@@ -233,10 +233,6 @@ def cell_means(table: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-TEST_REQUIRED = ("test_l1", "test_l2", "test_psnr", "test_ssim", "test_l1_masked", "test_l2_masked",
-                 "test_psnr_masked")
-
-
 def failed_trials(table: pd.DataFrame) -> list[str]:
     """One line per trial that failed, or finished with a non-finite test metric (a diverged run):
     ``"<cell> seed=<s>: <why>"``. Trials a scheduler stopped early are not failures."""
@@ -246,7 +242,7 @@ def failed_trials(table: pd.DataFrame) -> list[str]:
         if r.get("status") == FAILED:
             out.append(f"{where}: {r.get('error') or 'failed'}")
         elif r.get("status") == FINISHED:
-            bad = [c for c in TEST_REQUIRED if not isinstance(r.get(c), (int, float)) or not math.isfinite(r[c])]
+            bad = [c for c in REQUIRED_TEST if not isinstance(r.get(c), (int, float)) or not math.isfinite(r[c])]
             if bad:
                 out.append(f"{where}: non-finite {bad[0]} ({r.get(bad[0])})")
     return out
