@@ -37,8 +37,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 METRICS = ("psnr", "ssim", "psnr_masked")
 CLASSICAL = ("telea", "navier_stokes", "biharmonic")
-REFERENCE = {"framework": "cyclegan", "adv_loss": "wgan_gp", "lambda_adv": 0.1, "lambda_cycle": 1.0,
-             "lambda_rec": 0.0}
+REFERENCE = {"framework": "cyclegan", "adv_loss": "wgan_gp", "weights": {"adv": 0.1, "cycle": 1.0, "identity": 0.0}}
 # What the embedded default trained with before it was re-planned on these measurements (it ran 300
 # steps of these settings per trial); "after_*" are the params.yaml train section as it is now.
 BEFORE = {**REFERENCE, "batch_size": 4, "lr_g": 1.0e-3, "lr_d": 2.0e-3, "n_critic": 5,
@@ -48,7 +47,7 @@ CONFIGS: dict[str, dict] = {
     "before_mask": {**BEFORE, "generator": {**BEFORE["generator"], "approach": "mask"}},
     "after_normal": {},       # the params.yaml train section as it is now
     "after_mask": {"generator": {"approach": "mask"}},
-    "after_paired": {"framework": "paired", "lambda_rec": 1.0},
+    "after_paired": {"framework": "paired", "weights": {"adv": 0.1, "l1": 1.0}},
 }
 
 
@@ -80,6 +79,8 @@ def resolve(name: str, params_train: dict, overrides: dict | None = None) -> dic
         raise SystemExit(f"--configs: unknown configuration {base!r} (choose from {', '.join(CONFIGS)})")
     raw = _merge(params_train, REFERENCE)
     raw = _merge(raw, CONFIGS[base])
+    if "weights" in CONFIGS[base]:      # a framework's weights replace the reference's as a whole
+        raw["weights"] = copy.deepcopy(CONFIGS[base]["weights"])
     raw = _merge(raw, overrides or {})
     return _merge(raw, parse_overrides(extra))
 
@@ -112,14 +113,14 @@ def train_curve(args: tuple) -> dict:
     import torch
 
     from unmask.data.torch_datasets import PairedDataset, UnpairedDataset, batches, infinite_batches
-    from unmask.training import TrainConfig, build_trainer
+    from unmask.training import TrainConfig, build_trainer, trainer_class
 
     torch.set_num_threads(1)
     cfg_dict = {**cfg_dict, "seed": seed, "device": "cpu", "steps": 10**9}
     cfg_dict["discriminator"] = {**cfg_dict.get("discriminator", {}), "image_size": image_size}
     cfg = TrainConfig.from_dict(cfg_dict)
     trainer = build_trainer(cfg)
-    if cfg.framework == "paired":
+    if trainer_class(cfg).pairing == "paired":
         train = PairedDataset(data / "train", size=image_size)
     else:
         train = UnpairedDataset(data / "train", size=image_size, seed=seed)

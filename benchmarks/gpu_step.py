@@ -47,7 +47,7 @@ from unmask.training import TrainConfig, build_trainer  # noqa: E402
 
 def make_config(args: argparse.Namespace, amp: bool) -> TrainConfig:
     return TrainConfig(framework="cyclegan", adv_loss=args.adv_loss, batch_size=args.batch, device=args.device,
-                       amp=amp, lambda_rec=0.0, seed=0,
+                       amp=amp, weights={"identity": 0.0}, seed=0,
                        generator=GeneratorConfig(base_channels=args.base, n_blocks=args.blocks),
                        discriminator=DiscriminatorConfig(image_size=args.size, base_channels=args.base))
 

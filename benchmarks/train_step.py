@@ -78,7 +78,7 @@ import torch.nn.functional as F
 from unmask.losses import build_adv_loss, gradient_penalty
 from unmask.models import DiscriminatorConfig, GeneratorConfig, build_discriminator, build_generator
 from unmask.sysinfo import cpu_description
-from unmask.training import TrainConfig, build_trainer, seed_everything
+from unmask.training import CycleGANTrainer, TrainConfig, build_trainer, seed_everything
 
 WIDTHS = {"paper": (64, 6), "small": (16, 3)}
 
@@ -100,14 +100,14 @@ CONV_OPS = ("aten::convolution", "aten::convolution_backward", "aten::_convoluti
 def make_config(size: int, width: str, lambda_rec: float, threads: int | None, channels_last: bool) -> TrainConfig:
     """Legacy table: LSGAN, cycle x10, identity x``lambda_rec``."""
     base, blocks = WIDTHS[width]
-    return TrainConfig(lambda_rec=lambda_rec, threads=threads, channels_last=channels_last, device="cpu",
+    return TrainConfig(weights={"identity": lambda_rec}, threads=threads, channels_last=channels_last, device="cpu",
                        generator=GeneratorConfig(base_channels=base, n_blocks=blocks),
                        discriminator=DiscriminatorConfig(image_size=size, base_channels=base))
 
 
 def scale_config(scale: Scale, threads: int | None, n_critic: int = 1) -> TrainConfig:
     """A scale's config with params.yaml's loss (WGAN-GP, lambda_adv 0.1, cycle x1, no identity)."""
-    return TrainConfig(adv_loss="wgan_gp", lambda_adv=0.1, lambda_cycle=1.0, lambda_rec=0.0, n_critic=n_critic,
+    return TrainConfig(adv_loss="wgan_gp", weights={"adv": 0.1, "cycle": 1.0, "identity": 0.0}, n_critic=n_critic,
                        threads=threads, channels_last=False, device="cpu",
                        generator=GeneratorConfig(base_channels=scale.base, n_blocks=scale.blocks),
                        discriminator=DiscriminatorConfig(image_size=scale.size, base_channels=scale.base))
@@ -150,24 +150,25 @@ class ReferenceCycleGAN:
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> None:
         cfg, adv = self.cfg, self.adv
+        w = {**CycleGANTrainer.WEIGHTS, **cfg.weights}
         a, b = batch["occluded"], batch["clean"]
         # D update
         fake_b, fake_a = self.g_ab(a), self.g_ba(b)
         d_loss = (adv.d_loss(self.d_b(b)[0], self.d_b(fake_b.detach())[0])
                   + adv.d_loss(self.d_a(a)[0], self.d_a(fake_a.detach())[0]))
         if adv.uses_gradient_penalty:
-            d_loss = d_loss + cfg.lambda_gp * (gradient_penalty(lambda x: self.d_b(x)[0], b, fake_b)
+            d_loss = d_loss + w["gp"] * (gradient_penalty(lambda x: self.d_b(x)[0], b, fake_b)
                                                + gradient_penalty(lambda x: self.d_a(x)[0], a, fake_a))
         self.opt_d.zero_grad()
         d_loss.backward()
         self.opt_d.step()
         # G update
         fake_b, fake_a = self.g_ab(a), self.g_ba(b)
-        g_loss = cfg.lambda_adv * (adv.g_loss(self.d_b(b)[0], self.d_b(fake_b)[0])
+        g_loss = w["adv"] * (adv.g_loss(self.d_b(b)[0], self.d_b(fake_b)[0])
                                    + adv.g_loss(self.d_a(a)[0], self.d_a(fake_a)[0]))
-        g_loss = g_loss + cfg.lambda_cycle * (F.l1_loss(self.g_ba(fake_b), a) + F.l1_loss(self.g_ab(fake_a), b))
-        if cfg.lambda_rec:
-            g_loss = g_loss + cfg.lambda_rec * (F.l1_loss(self.g_ab(b), b) + F.l1_loss(self.g_ba(a), a))
+        g_loss = g_loss + w["cycle"] * (F.l1_loss(self.g_ba(fake_b), a) + F.l1_loss(self.g_ab(fake_a), b))
+        if w["identity"]:
+            g_loss = g_loss + w["identity"] * (F.l1_loss(self.g_ab(b), b) + F.l1_loss(self.g_ba(a), a))
         self.opt_g.zero_grad()
         g_loss.backward()
         self.opt_g.step()

@@ -71,6 +71,7 @@ class SynthesizeConfig(_Section):
     kinds: dict[OcclusionKind, float] = Field(
         default_factory=lambda: {"surgical": 0.3, "cloth": 0.25, "n95": 0.2, "kn95": 0.25})
     variants_per_image: int = Field(1, ge=1)   # occluded versions made of each aligned image
+    every_image: list[OcclusionKind] = Field(default_factory=list)  # kinds added to every image, beside the mix
     templates: Optional[str] = None             # a MaskTheFace-format folder (masks.cfg + templates/)
     centre_hole_fraction: float = Field(0.3, gt=0, lt=1)  # seed 002: 30 % of the side, white
 
@@ -87,6 +88,10 @@ class SynthesizeConfig(_Section):
     def _template_folder(self) -> "SynthesizeConfig":
         if self.kinds.get("template", 0) > 0 and not self.templates:
             raise ValueError("kinds.template > 0 needs synthesize.templates (a MaskTheFace folder)")
+        if "template" in self.every_image and not self.templates:
+            raise ValueError("every_image: template needs synthesize.templates (a MaskTheFace folder)")
+        if len(set(self.every_image)) != len(self.every_image):
+            raise ValueError("every_image: a kind is listed twice")
         return self
 
 

@@ -67,7 +67,7 @@ def test_breakdown_counts_the_same_flops_as_flop_counter():
     from unmask.models import DiscriminatorConfig, GeneratorConfig
     from unmask.training import TrainConfig, build_trainer
 
-    cfg = TrainConfig(adv_loss="lsgan", lambda_rec=1.0, threads=1, device="cpu",
+    cfg = TrainConfig(adv_loss="lsgan", weights={"identity": 1.0}, threads=1, device="cpu",
                       generator=GeneratorConfig(base_channels=4, n_blocks=1),
                       discriminator=DiscriminatorConfig(image_size=16, base_channels=4))
     batch = bench.make_batch(2, 16)

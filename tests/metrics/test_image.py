@@ -98,6 +98,19 @@ def test_identical_images_hit_the_mse_floor_and_inputs_are_clamped():
     assert compute_metrics(over, img)["psnr"].item() == pytest.approx(compute_metrics(clamped, img)["psnr"].item())
 
 
+def test_mse255_is_mse_on_the_0_255_scale():
+    # one grey level off everywhere: (255 * 1/255)^2 = 1
+    pred, target = torch.zeros(2, 3, 8, 8), torch.full((2, 3, 8, 8), 1 / 255)
+    got = compute_metrics(pred, target)["mse255"]
+    assert got.shape == (2,) and got.tolist() == pytest.approx([1.0, 1.0], rel=1e-5)
+    # per image, averaged over pixels and channels: image 1 has 10 levels off in one channel only
+    target[1] = 0
+    target[1, 0] = 10 / 255
+    got = compute_metrics(pred, target)
+    assert got["mse255"].tolist() == pytest.approx([1.0, 100 / 3], rel=1e-5)
+    assert torch.allclose(got["mse255"], got["l2"] * 255 ** 2, rtol=1e-5)
+
+
 def test_small_images_shrink_the_ssim_window():
     assert ssim_window(256, 256) == 11 and ssim_window(10, 12) == 9 and ssim_window(8, 64) == 7
     rng = np.random.default_rng(3)
@@ -157,7 +170,7 @@ def test_aggregate_weights_every_image_equally_across_batches():
 def test_lpips_is_left_out_when_unavailable():
     pred, target, mask = _masked_case()
     got = compute_metrics(pred, target, mask, lpips=MetricUnavailable("lpips", "n/a: test"))
-    assert set(got) == {"l1", "l2", "psnr", "ssim", "l1_masked", "l2_masked", "psnr_masked"}
+    assert set(got) == {"l1", "l2", "mse255", "psnr", "ssim", "l1_masked", "l2_masked", "psnr_masked"}
 
 
 def test_bad_shapes_are_one_line_errors():

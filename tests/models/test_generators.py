@@ -10,15 +10,16 @@ import torch
 from torch import nn
 
 from unmask.errors import ConfigError
-from unmask.models import APPROACHES, BLOCKS, GENERATORS, GeneratorConfig, build_generator
+from unmask.models import APPROACHES, BLOCKS, LAYOUTS, GeneratorConfig, build_generator
 from unmask.models.generators import Generator
 
 SMALL = {"base_channels": 4, "n_blocks": 1}
 
 
-def small(**kw) -> torch.nn.Module:
+def small(n_classes: int = 0, **kw) -> torch.nn.Module:
+    """A small seed-000 generator; ``n_classes`` conditioning channels (domain labels or a mask)."""
     torch.manual_seed(0)
-    return build_generator(GeneratorConfig(**{**SMALL, **kw}))
+    return build_generator(GeneratorConfig(**{**SMALL, **kw}), cond_channels=n_classes)
 
 
 def images(b: int = 2, size: int = 32, seed: int = 1) -> torch.Tensor:
@@ -30,7 +31,7 @@ def labels(b: int, n: int) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("approach,blocks,encoder",
-                         list(itertools.product(APPROACHES, BLOCKS, GENERATORS)))
+                         list(itertools.product(APPROACHES, BLOCKS, LAYOUTS)))
 @pytest.mark.parametrize("n_classes", [0, 2])
 def test_every_generator_keeps_the_image_shape_and_range(approach, blocks, encoder, n_classes):
     g = small(approach=approach, blocks=blocks, encoder=encoder, n_classes=n_classes)
@@ -49,7 +50,7 @@ def test_every_generator_keeps_the_image_shape_and_range(approach, blocks, encod
 
 def test_paper_scale_parameter_count_matches_stargan():
     """StarGAN's generator (Table 1, 6 ResBlocks, 5 labels) has 8,430,528 parameters."""
-    g = build_generator(GeneratorConfig(n_classes=5))
+    g = build_generator(GeneratorConfig(), cond_channels=5)
     n = sum(p.numel() for p in g.parameters())
     assert abs(n - 8_430_528) / 8_430_528 < 0.01
 

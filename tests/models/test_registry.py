@@ -10,6 +10,7 @@ from unmask.models import (
     BLOCKS,
     DISCRIMINATORS,
     GENERATORS,
+    LAYOUTS,
     DiscriminatorConfig,
     GeneratorConfig,
     build_discriminator,
@@ -21,8 +22,9 @@ from unmask.models.blocks import DMFB, ResBlock
 def test_registries_hold_the_paper_names():
     assert set(APPROACHES) == {"normal", "residual", "mask", "binary_mask"}
     assert set(BLOCKS) == {"resblock", "dilated", "dmfb"}
-    assert set(GENERATORS) == {"stargan", "dmfn"}
-    assert set(DISCRIMINATORS) == {"stargan", "patchgan", "red"}
+    assert set(LAYOUTS) == {"stargan", "dmfn"}
+    assert {"stargan", "unet"} <= set(GENERATORS)
+    assert set(DISCRIMINATORS) == {"stargan", "patchgan", "red", "dcgan"}
 
 
 def test_dilated_block_dilates_only_the_second_conv():
@@ -39,7 +41,7 @@ def test_unknown_generator_names_name_the_key_and_choices(field, key):
     message = str(err.value)
     assert key in message and "'nope'" in message
     assert "\n" not in message
-    valid = {"approach": APPROACHES, "blocks": BLOCKS, "encoder": GENERATORS}[field]
+    valid = {"approach": APPROACHES, "blocks": BLOCKS, "encoder": LAYOUTS}[field]
     assert all(choice in message for choice in valid)
 
 
@@ -50,7 +52,7 @@ def test_unknown_discriminator_name_names_the_key_and_choices():
 
 @pytest.mark.parametrize("kw,key", [({"base_channels": 0}, "generator.base_channels"),
                                     ({"n_blocks": -1}, "generator.n_blocks"),
-                                    ({"n_classes": 1.5}, "generator.n_classes")])
+                                    ({"mask_init": 1.5}, "generator.mask_init")])
 def test_bad_generator_sizes_are_config_errors(kw, key):
     with pytest.raises(ConfigError, match=key):
         GeneratorConfig(**kw)

@@ -158,10 +158,10 @@ def test_reference_cell_must_name_a_cell(study, msg):
 
 def test_reference_cell_accepts_grid_and_extra_cells():
     base = {"train": {"image_size": 32, "steps": 4, "generator": {"base_channels": 4, "n_blocks": 1}}}
-    for label in ("generator.approach=mask", "framework=paired lambda_rec=1.0"):
+    for label in ("generator.approach=mask", "framework=paired weights={l1: 1.0}"):
         p = parse_study_params(parse_params({**base, "studies": {"t4": {
             "grid": {"generator.approach": ["normal", "mask"]},
-            "extra_cells": [{"framework": "paired", "lambda_rec": 1.0}], "reference_cell": label}}}))
+            "extra_cells": [{"framework": "paired", "weights": {"l1": 1.0}}], "reference_cell": label}}}))
         assert p.studies["t4"].reference_cell == label
 
 

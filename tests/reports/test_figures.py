@@ -63,7 +63,7 @@ def test_column_labels_drop_section_prefixes_but_keep_values():
     from unmask.reports.figures import _short
 
     assert _short("generator.approach=mask generator.blocks=dmfb") == "approach=mask blocks=dmfb"
-    assert _short("adv_loss=hinge lambda_adv=0.1") == "adv_loss=hinge lambda_adv=0.1"
+    assert _short("adv_loss=hinge weights.adv=0.1") == "adv_loss=hinge adv=0.1"
     assert _short("baseline: input") == "baseline: input"
 
 

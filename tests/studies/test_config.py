@@ -28,7 +28,7 @@ def test_defaults_without_sections():
     ({"studies": {"t3": {"grid": {"generator.approach": ["x"]}}}}, "studies.t3.grid.generator.approach:"),
     ({"studies": {"t3": {"grid": {"generator.widht": [1]}}}}, "studies.t3.grid.generator.widht: unknown key"),
     ({"studies": {"t3": {"grid": {"adv_loss": []}}}}, "studies.t3.grid.adv_loss:"),
-    ({"studies": {"t3": {"train": {"lambda_adv": -1}}}}, "studies.t3.train.lambda_adv:"),
+    ({"studies": {"t3": {"train": {"weights": {"adv": -1}}}}}, "studies.t3.train.weights.adv:"),
     ({"studies": {"t3": {"train": {"framework": "pix2pix"}}}}, "studies.t3.train.framework: unknown"),
     ({"studies": {"t3": {"seeds": []}}}, "studies.t3.seeds:"),
     ({"studies": {"t3": {"titel": "x"}}}, "studies.t3.titel: unknown key"),
@@ -104,7 +104,7 @@ def test_baselines_reference_and_kinds_are_checked_when_params_are_read(extra, m
 
 @pytest.mark.parametrize("train, key", [({"steps": 0}, "train.steps"), ({"lr_g": float("inf")}, "train.lr_g"),
                                         ({"lr_d": float("nan")}, "train.lr_d"),
-                                        ({"lambda_adv": float("inf")}, "train.lambda_adv")])
+                                        ({"weights": {"adv": float("inf")}}, "train.weights.adv")])
 def test_values_that_can_never_train_are_refused(train, key):
     with pytest.raises(ConfigError, match=rf"^params.yaml: {key}: must be"):
         parse_study_params(parse_params({"train": train, "studies": {"s": {}}}))

@@ -20,7 +20,7 @@ def _tensors(trainer) -> dict[str, torch.Tensor]:
     """Every parameter, buffer and optimiser state tensor of a trainer, by name."""
     out = {f"g.{k}": v for k, v in trainer.generators.state_dict().items()}
     out.update({f"d.{k}": v for k, v in trainer.discriminators.state_dict().items()})
-    for name, opt in (("opt_g", trainer.opt_g), ("opt_d", trainer.opt_d)):
+    for name, opt in trainer.optimizers.items():
         for i, st in opt.state_dict()["state"].items():
             out.update({f"{name}.{i}.{k}": torch.as_tensor(v) for k, v in st.items()})
     return out

@@ -17,20 +17,22 @@ def test_defaults_follow_the_paper() -> None:
 
 
 def test_round_trip_through_plain_data() -> None:
-    cfg = TrainConfig(adv_loss="wgan_gp", lambda_adv=0.1, generator=GeneratorConfig(approach="mask"),
+    cfg = TrainConfig(adv_loss="wgan_gp", weights={"adv": 0.1}, generator=GeneratorConfig(approach="mask"),
                       discriminator=DiscriminatorConfig(name="patchgan", image_size=64))
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
 
 
 @pytest.mark.parametrize("raw, key", [
-    ({"lambda_adv": -1}, "train.lambda_adv"),
+    ({"weights": {"adv": -1}}, "train.weights.adv"),
     ({"lr_g": 0}, "train.lr_g"),
     ({"betas": (0.5,)}, "train.betas"),
     ({"n_critic": 0}, "train.n_critic"),
     ({"n_discriminators": 3}, "train.n_discriminators"),
     ({"device": "tpu"}, "train.device"),
     ({"steps": 1.5}, "train.steps"),
-    ({"lambda_cylce": 1.0}, "train.lambda_cylce"),
+    ({"lambda_cycle": 1.0}, "train.lambda_cycle"),
+    ({"generator": {"name": "unet", "n_blocks": 2}}, "train.generator.n_blocks"),
+    ({"generator": {"name": "resnet"}}, "train.generator.name"),
     ({"generator": {"approach": "masked"}}, "generator.approach"),
     ({"discriminator": {"colour": 1}}, "train.discriminator.colour"),
 ])

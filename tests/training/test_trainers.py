@@ -36,7 +36,7 @@ def test_each_trainer_runs_with_finite_losses(framework: str, n_disc: int, adv: 
     assert all(not torch.equal(b, a) for b, a in zip(before, after)), "every generator weight moves"
 
 
-@pytest.mark.parametrize("framework", sorted(TRAINERS))
+@pytest.mark.parametrize("framework", ["cyclegan", "stargan"])   # the paired trainer pastes by the true mask
 def test_mask_approach_logs_the_mask_mean(framework: str) -> None:
     trainer = build_trainer(tiny_config(framework=framework, generator={"approach": "mask"}))
     logs = trainer.train_step(make_batch(0, paired=framework == "paired"))
@@ -56,14 +56,14 @@ def test_wgan_gp_takes_n_critic_discriminator_steps_per_generator_step() -> None
         g_steps.append("g_total" in logs)
         assert "d_gp" in logs
     assert g_steps == [False] * 4 + [True] + [False] * 4 + [True]
-    assert (_adam_steps(trainer.opt_d), _adam_steps(trainer.opt_g)) == (10, 2)
+    assert (_adam_steps(trainer.optimizers["d"]), _adam_steps(trainer.optimizers["g"])) == (10, 2)
 
 
 def test_explicit_n_critic_overrides_the_loss_default() -> None:
     trainer = build_trainer(tiny_config(adv_loss="wgan_gp", n_critic=2))
     for i in range(4):
         trainer.train_step(make_batch(i, paired=False))
-    assert (_adam_steps(trainer.opt_d), _adam_steps(trainer.opt_g)) == (4, 2)
+    assert (_adam_steps(trainer.optimizers["d"]), _adam_steps(trainer.optimizers["g"])) == (4, 2)
 
 
 def _grads(params) -> list[torch.Tensor]:
@@ -74,7 +74,7 @@ def _grads(params) -> list[torch.Tensor]:
 def test_one_forward_step_matches_the_classic_two_pass_gradients(adv: str) -> None:
     """G grads = those of the G loss with D frozen; D grads = those of D on real and detached fakes
     (the classic CycleGAN loop), although the step runs each network once per input."""
-    trainer = build_trainer(tiny_config(adv_loss=adv, lambda_rec=0.0))
+    trainer = build_trainer(tiny_config(adv_loss=adv, weights={"identity": 0.0}))
     g, d = copy.deepcopy(trainer.generators), copy.deepcopy(trainer.discriminators)
     batch = make_batch(0, paired=False)
     trainer.train_step(batch)

@@ -3,7 +3,9 @@
 Each aligned image gets ``cfg.variants_per_image`` occluded versions ``"<image_id>#<k>"``; each
 variant's kind is drawn with the ``cfg.kinds`` weights from a generator seeded by ``(seed,
 crc32(image_id))``, so a row's output depends only on the seed and the row itself -- not on row order
-or on the other rows. Rows whose ALIGNED ``occluded`` column is set (a source's own occluded photo,
+or on the other rows. Each kind in ``cfg.every_image`` (e.g. seed 002's centre hole) adds one more
+variant ``"<image_id>#<kind>"`` of every image, from its own generator (seeded by the image id and the
+kind), so the drawn mix is the same with or without it. Rows whose ALIGNED ``occluded`` column is set (a source's own occluded photo,
 e.g. CMFD) pass through once as kind ``"source"`` with a mask estimated by :func:`estimate_source_mask`.
 """
 
@@ -21,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from unmask.config import SynthesizeConfig
-from unmask.data.occlusions import Occluder, build_occluders
+from unmask.data.occlusions import OCCLUDERS, Occluder, build_occluders
 from unmask.data.schema import N_LANDMARKS, SYNTH
 from unmask.errors import UnmaskError
 from unmask.io.atomic import atomic_dir
@@ -80,7 +82,8 @@ def _landmarks(row: dict[str, Any], where: str) -> np.ndarray:
 
 
 def synthesize_row(row: dict[str, Any], names: list[str], probs: np.ndarray, occluders: list[Occluder],
-                   seed: int, variants: int, where: str = "<row>") -> Iterator[tuple[str, dict[str, Any]]]:
+                   seed: int, variants: int, where: str = "<row>",
+                   every: dict[str, Occluder] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
     """``(occluder name, SYNTH row)`` for each variant of one ALIGNED ``row``."""
     image_id = row["image_id"]
     here = f"{where}: {image_id}"
@@ -103,6 +106,10 @@ def synthesize_row(row: dict[str, Any], names: list[str], probs: np.ndarray, occ
         occ = occluders[i](clean, lm, rng)
         attrs = {"occluder": names[i], **occ.attrs}
         yield names[i], _row(f"{image_id}#{k}", occ.kind, occ.image, occ.mask, lm, attrs, source_attrs, common)
+    for name, occluder in (every or {}).items():
+        occ = occluder(clean, lm, image_rng(seed, f"{image_id}#{name}"))
+        attrs = {"occluder": name, **occ.attrs}
+        yield name, _row(f"{image_id}#{name}", occ.kind, occ.image, occ.mask, lm, attrs, source_attrs, common)
 
 
 def _row(image_id: str, kind: str, occluded: np.ndarray, mask: np.ndarray, lm: np.ndarray, attrs: dict,
@@ -118,6 +125,7 @@ def synthesize_dataset(in_dir: str | os.PathLike, out_dir: str | os.PathLike, cf
                        seed: int, progress: bool = True) -> SynthReport:
     """Occlude every ALIGNED row of ``in_dir``; write SYNTH shards to ``out_dir`` atomically."""
     names, probs, occluders = build_occluders(cfg)
+    every = {k: OCCLUDERS[k].from_config(cfg) for k in cfg.every_image}
     counts: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
     n_images = 0
@@ -127,7 +135,7 @@ def synthesize_dataset(in_dir: str | os.PathLike, out_dir: str | os.PathLike, cf
         for row in tqdm(rows, total=total, desc="synthesize", unit="img", disable=None if progress else True):
             n_images += 1
             for name, out in synthesize_row(row, names, probs, occluders, seed, cfg.variants_per_image,
-                                            str(in_dir)):
+                                            str(in_dir), every):
                 writer.write(out)
                 counts[name] += 1
                 kinds[out["kind"]] += 1

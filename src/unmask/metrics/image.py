@@ -9,6 +9,8 @@ Conventions (all per image, inputs in [0, 1], clamped to it first):
   gaussian_weights=True, sigma=1.5, use_sample_covariance=False)``. Images smaller than 11 px use the
   largest odd window that fits the shorter side (so there is at least one valid window); such values are
   not comparable to 11-px-window SSIM.
+* ``mse255``: MSE on the 0-255 scale, ``mean((255 * (pred - target))^2)`` over pixels and channels,
+  i.e. ``255^2 * l2`` (the "MSE" FD-StackGAN, seed 004, reports; lower is better).
 * ``l1_masked``, ``l2_masked``, ``psnr_masked``: averaged over the masked pixels (mask > 0.5, all three
   channels) of each image only. An image with an empty mask has nothing to measure: its masked values
   are nan, and :func:`aggregate` skips nans (nanmean).
@@ -59,7 +61,7 @@ def compute_metrics(pred01: Tensor, target01: Tensor, mask: Optional[Tensor] = N
                     lpips: LPIPSMetric | MetricUnavailable | None = None) -> dict[str, Tensor]:
     """Per-image metrics, each a float tensor of shape (B,) on the inputs' device.
 
-    Keys: "l1", "l2", "psnr", "ssim"; with ``mask`` (B, 1, H, W), 1 = occluded, also "l1_masked",
+    Keys: "l1", "l2", "mse255", "psnr", "ssim"; with ``mask`` (B, 1, H, W), 1 = occluded, also "l1_masked",
     "l2_masked", "psnr_masked"; "lpips" when ``lpips`` is an :class:`LPIPSMetric` (a
     :class:`MetricUnavailable` or None leaves it out).
     """
@@ -72,6 +74,7 @@ def compute_metrics(pred01: Tensor, target01: Tensor, mask: Optional[Tensor] = N
     out = {
         "l1": diff.abs().flatten(1).mean(1),
         "l2": mse,
+        "mse255": (diff * 255).pow(2).flatten(1).mean(1),
         "psnr": psnr_from_mse(mse),
         "ssim": _ssim(pred, target, data_range=1.0, size_average=False, win_size=k, win_sigma=SSIM_SIGMA),
     }

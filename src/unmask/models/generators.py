@@ -40,16 +40,16 @@ class GeneratorConfig:
     """Generator choices; names are checked on construction (ConfigError naming ``generator.<key>``).
 
     Paper scale is the default (64 base channels, 6 blocks); the same class runs small (8-16, 2-3).
-    ``n_classes`` > 0 makes the unified StarGAN generator: the one-hot target label is tiled over
-    the image as extra input channels.
+    The conditioning channels are not a config key: the trainer builds the generator with
+    ``cond_channels`` (StarGAN's one-hot target label tiled over the image, the paired trainer's mask).
     """
 
+    name: str = "stargan"            # the family (unmask.models.GENERATORS)
     approach: str = "normal"
     blocks: str = "resblock"
     encoder: str = "stargan"
     base_channels: int = 64
     n_blocks: int = 6
-    n_classes: int = 0
     mask_init: float | None = None   # mask approaches: initial mean of m (bias of the mask logit); None: torch default (~0.5)
 
     def __post_init__(self) -> None:
@@ -58,7 +58,6 @@ class GeneratorConfig:
         check_choice("generator.encoder", self.encoder, LAYOUTS)
         check_int("generator.base_channels", self.base_channels, 1)
         check_int("generator.n_blocks", self.n_blocks, 0)
-        check_int("generator.n_classes", self.n_classes, 0)
         m = self.mask_init
         if m is not None and not (isinstance(m, (int, float)) and not isinstance(m, bool) and 0 < m < 1):
             raise ConfigError(f"generator.mask_init: must be null or a number in (0, 1), got {m!r}")
@@ -74,15 +73,17 @@ class Generator(nn.Module):
     """Image-to-image generator; ``forward(x, c)`` maps (B,3,H,W) in [-1,1] (H, W divisible by 4)
     to an image of the same shape in [-1, 1]."""
 
-    def __init__(self, cfg: GeneratorConfig):
+    def __init__(self, cfg: GeneratorConfig, cond_channels: int = 0):
         super().__init__()
+        check_int("cond_channels", cond_channels, 0)
         self.cfg = cfg
+        self.cond_channels = cond_channels
         layout = LAYOUTS[cfg.encoder]
         base = cfg.base_channels
         mid = base * 2 ** DOWNSAMPLINGS
         block = BLOCKS[cfg.blocks]
         self.body = nn.Sequential(
-            build_encoder(layout, 3 + cfg.n_classes, base),
+            build_encoder(layout, 3 + cond_channels, base),
             *(block(mid) for _ in range(cfg.n_blocks)),
             build_decoder(layout, base),
         )
@@ -97,10 +98,10 @@ class Generator(nn.Module):
         step = 2 ** DOWNSAMPLINGS
         if h % step or w % step:
             raise ValueError(f"generator input sides must be divisible by {step}, got {h}x{w}")
-        n = self.cfg.n_classes
+        n = self.cond_channels
         if n == 0:
             if c is not None:
-                raise ValueError("generator has n_classes=0 but was given domain labels c")
+                raise ValueError("generator has cond_channels=0 but was given domain labels c")
             return x
         b = x.shape[0]
         if c is not None and c.shape == (b, n):

@@ -1,29 +1,61 @@
-"""Names a study uses in params.yaml -> model parts, and the two builders trainers call.
+"""``GENERATORS`` and ``DISCRIMINATORS``: the network families params.yaml names, and their builders.
 
-* ``GENERATORS``: encoder-decoder name (``GeneratorConfig.encoder``: "stargan", "dmfn") -> layout;
-  with ``APPROACHES`` and ``BLOCKS`` it spans every generator of seed 000's Table 8.
-* ``BLOCKS``: middle block name (``GeneratorConfig.blocks``) -> constructor(channels).
-* ``DISCRIMINATORS``: ``DiscriminatorConfig.name`` -> class.
+Each family registers its class (or a builder function) with the config dataclass it declares
+(:mod:`unmask.registry`). The build contract every family keeps:
 
-Unknown names raise ``unmask.errors.ConfigError`` naming the key and the valid choices (the config
-dataclasses check themselves on construction; the builders accept nothing else).
+* a generator is built as ``family(cfg, cond_channels=k)``: ``k`` extra input maps the trainer feeds
+  beside the image (a hole mask, StarGAN's tiled domain labels), and its ``forward(x, c=None)`` maps an
+  image (B, 3, H, W) in [-1, 1] (plus ``c`` (B, k, H, W) or (B, k)) to an image in [-1, 1];
+* a discriminator is built as ``family(cfg, n_classes=k)`` and returns ``(src_logits, cls_logits or
+  None)``; its config has ``image_size``, which the study sets to the training size.
+
+Seed 000's generator (encoder, middle blocks, decoder, output approach) is the family ``stargan``,
+the default when ``name`` is absent, so existing params keep working.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
+from torch import nn
+
 from unmask.models.blocks import BLOCKS
-from unmask.models.discriminators import DISCRIMINATORS, Discriminator, DiscriminatorConfig
-from unmask.models.encoders import LAYOUTS as GENERATORS
+from unmask.models.discriminators import DISCRIMINATORS as _DISCRIMINATOR_CLASSES
+from unmask.models.discriminators import DiscriminatorConfig
+from unmask.models.encoders import LAYOUTS
 from unmask.models.generators import APPROACHES, Generator, GeneratorConfig
+from unmask.registry import Registry
 
-__all__ = ["APPROACHES", "BLOCKS", "DISCRIMINATORS", "GENERATORS", "build_discriminator", "build_generator"]
+GENERATORS: Registry = Registry("generator", default="stargan")
+DISCRIMINATORS: Registry = Registry("discriminator", default="stargan")
+
+__all__ = ["APPROACHES", "BLOCKS", "DISCRIMINATORS", "GENERATORS", "LAYOUTS", "build_discriminator",
+           "build_generator"]
 
 
-def build_generator(cfg: GeneratorConfig) -> Generator:
-    """The generator ``cfg`` describes."""
-    return Generator(cfg)
+@GENERATORS.register("stargan", GeneratorConfig)
+def _encoder_blocks_decoder(cfg: GeneratorConfig, cond_channels: int = 0) -> Generator:
+    """Seed 000's generator (:class:`~unmask.models.generators.Generator`)."""
+    return Generator(cfg, cond_channels)
 
 
-def build_discriminator(cfg: DiscriminatorConfig) -> Discriminator:
-    """The discriminator ``cfg`` describes (``cfg.name`` picks the class)."""
-    return DISCRIMINATORS[cfg.name](cfg)
+def _seed000_discriminator(name: str):
+    def build(cfg: DiscriminatorConfig, n_classes: int = 0) -> nn.Module:
+        return _DISCRIMINATOR_CLASSES[name](dataclasses.replace(cfg, n_classes=n_classes))
+    build.__name__ = f"build_{name}"
+    return build
+
+
+for _name in _DISCRIMINATOR_CLASSES:
+    DISCRIMINATORS.register(_name, DiscriminatorConfig)(_seed000_discriminator(_name))
+
+
+def build_generator(cfg: Any, cond_channels: int = 0) -> nn.Module:
+    """The generator ``cfg`` (a registered family's config) describes."""
+    return GENERATORS.build(cfg, cond_channels=cond_channels)
+
+
+def build_discriminator(cfg: Any, n_classes: int = 0) -> nn.Module:
+    """The discriminator ``cfg`` describes (``cfg.name`` picks the family)."""
+    return DISCRIMINATORS.build(cfg, n_classes=n_classes)

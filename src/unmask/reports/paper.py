@@ -1,7 +1,7 @@
-"""The published numbers of seed 000 (Tables 3, 4, 5, 7, 8, 9), shown beside ours in every report.
+"""The published numbers of the seeds, shown beside ours in every report.
 
-Every value is copied from the seed's text (``../shared/seeds/000_*.txt``) or ``REFERENCE.md``. All were
-measured at 256 px on FFHQ (clean) / CMFD (correctly masked MaskedFace-Net) with 28,720 unpaired training
+Every value is copied from the seed's text (``../shared/seeds/*.txt``) or ``REFERENCE.md``. Seed 000's
+(Tables 3, 4, 5, 7, 8, 9) were measured at 256 px on FFHQ (clean) / CMFD (correctly masked MaskedFace-Net) with 28,720 unpaired training
 images per domain, batch 4 (7,180 iterations per epoch) and 8,608 test images (seed 000, Section 4.3).
 A study names its table with ``reference: paper_tableN`` in params.yaml.
 """
@@ -114,6 +114,23 @@ PAPER: dict[str, PaperTable] = {
              "ssim": [0.9127, 0.9193, 0.8985, 0.8879, 0.8661],
              "lpips": [0.0481, 0.0382, 0.0457, 0.0509, 0.0724]}),
         note="Mask + DMFN may overlap its training and test sets.",
+    ),
+    "paper_seed002": PaperTable(
+        source="seed 002, Table 1 (U-Net autoencoder vs GAN, centre hole)",
+        setting="CelebA aligned and cropped, centre hole of 30 % of the side filled white; U-Net at 128 px, "
+                "GAN at 64 px with a shallower U-Net; 80/20 split, trained until convergence, Adam; PSNR on "
+                "the validation split",
+        columns=_cols(
+            ["U-Net MSE ReLU", "U-Net MSE Swish", "U-Net MSE+DSSIM ReLU", "U-Net MSE+DSSIM Swish",
+             "GAN adversarial ReLU", "GAN adversarial Swish"],
+            {"psnr": [6.178364257571591, 6.0931783550568515, 6.177953085530094, 6.064955358215332,
+                      6.152808576426424, 6.069299951023391]}),
+        note="Their PSNR of about 6 dB for every model is a metric bug (images on the wrong scale, e.g. a "
+             "[0, 255] image against a [0, 1] range): a blank grey image scores more than that. Ours is "
+             "-10 log10(MSE) on [0, 1], equal to scikit-image's peak_signal_noise_ratio(data_range=1). Their "
+             "Table 1 labels the U-Net loss \"L1\" where Section 2.2.1 says MSE: we run the text's MSE and "
+             "(MSE + DSSIM) / 2. Their GAN is adversarial-only; our cGAN adds the same reconstruction loss "
+             "as the U-Net (their Discussion's suggested fix), so the two differ only by the adversarial term.",
     ),
 }
 

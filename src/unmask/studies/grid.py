@@ -14,8 +14,10 @@ from typing import Any, TypedDict
 
 from unmask.errors import ConfigError
 from unmask.losses import ADV_LOSSES, RECON_LOSSES
+from unmask.models import DISCRIMINATORS, GENERATORS
 from unmask.studies.config import StudiesParams
-from unmask.training import TRAINERS, TrainConfig
+from unmask.training import TrainConfig, trainer_class
+from unmask.training.base import resolve_weights
 
 DEFAULT_IMAGE_SIZE = 64
 
@@ -25,21 +27,50 @@ class Trial(TypedDict):
 
     study: str
     cell: dict[str, Any]       # the grid overrides of this cell (dotted keys)
-    cell_label: str            # "adv_loss=hinge lambda_adv=0.1" ("default" for an empty grid)
+    cell_label: str            # "adv_loss=hinge weights.adv=0.1" ("default" for an empty grid)
     seed: int
     image_size: int
     kinds: list[str] | None
     train: dict[str, Any]      # TrainConfig.to_dict() of the trial
 
 
+def _label_value(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_label_value(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
 def cell_label(cell: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in cell.items()) or "default"
+    return " ".join(f"{k}={_label_value(v)}" for k, v in cell.items()) or "default"
+
+
+REPLACED = ("weights",)
+"""Sections an override replaces as a whole (a framework's loss terms are its own; a dotted grid key
+such as ``weights.adv`` still changes one term)."""
+
+
+NETWORKS = {"generator": GENERATORS, "discriminator": DISCRIMINATORS}
+
+
+def _same_family(registry, old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether two network sections configure the same config class (unknown names: treat as same,
+    so the registry reports the bad name when the config is built)."""
+    names = [d.get("name", registry.default) for d in (old, new)]
+    if not all(n in registry for n in names):
+        return True
+    return registry.entry(names[0], "").config is registry.entry(names[1], "").config
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over`` applied: mappings merge key by key, except the :data:`REPLACED` sections
+    and a network section of another family (another config class), which ``over`` replaces."""
     out = copy.deepcopy(base)
     for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+        old = out.get(k)
+        merge = isinstance(v, dict) and isinstance(old, dict) and k not in REPLACED
+        if merge and k in NETWORKS:
+            merge = _same_family(NETWORKS[k], old, v)
+        out[k] = _merge(old, v) if merge else copy.deepcopy(v)
     return out
 
 
@@ -62,11 +93,11 @@ def _flat_keys(d: dict[str, Any], prefix: str = "") -> set[str]:
 
 
 def _check_names(cfg: TrainConfig) -> None:
-    for key, value, choices in (("train.framework", cfg.framework, TRAINERS),
-                                ("train.adv_loss", cfg.adv_loss, ADV_LOSSES),
+    for key, value, choices in (("train.adv_loss", cfg.adv_loss, ADV_LOSSES),
                                 ("train.recon", cfg.recon, RECON_LOSSES)):
         if value not in choices:
             raise ConfigError(f"{key}: unknown {value!r}; choose one of {', '.join(sorted(choices))}")
+    resolve_weights(trainer_class(cfg), cfg.weights)   # the framework exists and knows every weight
 
 
 def _locate(err: ConfigError, study: str, cell: dict[str, Any], overrides: dict[str, Any],

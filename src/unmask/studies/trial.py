@@ -34,7 +34,7 @@ from unmask.metrics import MetricUnavailable, load_lpips
 from unmask.studies.grid import resolve_trial
 from unmask.sysinfo import cpu_description
 from unmask.tracking import PARENT_TAG, flat_params
-from unmask.training import Trainer, TrainConfig, build_trainer
+from unmask.training import Trainer, TrainConfig, build_trainer, trainer_class
 from unmask.training.base import CHECKPOINT_NAME
 
 STATE_NAME = "trial_state.json"
@@ -43,26 +43,29 @@ N_SAMPLES = 4
 
 
 class Unmasker(nn.Module):
-    """The trained translation as one module for MLflow: input (B, 3, H, W) in [-1, 1] -- for the
-    paired framework (B, 4, H, W), the fourth channel the occlusion mask in {0, 1} -- output the clean
-    estimate (B, 3, H, W) in [-1, 1]."""
+    """The trained translation as one module for MLflow: input (B, 3, H, W) in [-1, 1] -- for a
+    trainer whose ``model_input`` is "image+mask", (B, 4, H, W), the fourth channel the occlusion mask
+    in {0, 1} -- output the clean estimate (B, 3, H, W) in [-1, 1]."""
 
     def __init__(self, trainer: Trainer):
         super().__init__()
         slim = copy.copy(trainer)   # the trainer's translate logic without optimisers or critics
-        for attr in ("discriminators", "opt_g", "opt_d", "scaler", "_g_params", "_d_params"):
+        for attr in ("discriminators", "optimizers", "scaler", "_params"):
             setattr(slim, attr, None)
         self.generators = trainer.generators
+        self.takes_mask = trainer.model_input == "image+mask"
         self.__dict__["_trainer"] = slim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mask = x[:, 3:] if x.shape[1] == 4 else None
+        mask = x[:, 3:4] if self.takes_mask else None
         return self._trainer.translate(x[:, :3], mask)
 
 
-def model_input(batch: dict[str, torch.Tensor], framework: str) -> torch.Tensor:
-    """The :class:`Unmasker` input of a paired batch."""
-    return torch.cat([batch["occluded"], batch["mask"]], 1) if framework == "paired" else batch["occluded"]
+def model_input(batch: dict[str, torch.Tensor], trainer: type[Trainer] | Trainer) -> torch.Tensor:
+    """The :class:`Unmasker` input of a paired batch, as the trainer declares it."""
+    if trainer.model_input == "image+mask":
+        return torch.cat([batch["occluded"], batch["mask"]], 1)
+    return batch["occluded"]
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -79,7 +82,7 @@ def sample_grid(trainer: Trainer, batch: dict[str, torch.Tensor]) -> np.ndarray:
 
 def _datasets(trial: dict[str, Any], cfg: TrainConfig, data_root: Path):
     size, kinds = trial["image_size"], trial["kinds"]
-    if cfg.framework == "paired":
+    if trainer_class(cfg).pairing == "paired":
         train = PairedDataset(data_root / "train", kinds=kinds, size=size)
     else:
         train = UnpairedDataset(data_root / "train", kinds=kinds, size=size, seed=cfg.seed)
@@ -160,7 +163,7 @@ def train_trial(config: dict[str, Any]) -> None:
         mlflow.log_metrics({k: v for k, v in final.items() if not math.isnan(v)}, step=trainer.step)
         first = next(iter(batches(test_ds, min(N_SAMPLES, len(test_ds)))))
         mlflow.log_image(sample_grid(trainer, first), artifact_file="samples.png")
-        final["model_uri"] = _log_model(trainer, model_input(first, cfg.framework)[:2])
+        final["model_uri"] = _log_model(trainer, model_input(first, trainer)[:2])
         return final
 
     def callback(step: int, metrics: dict[str, float]) -> None:

@@ -1,14 +1,17 @@
-"""Trainers of seed 000 (CycleGAN, unified StarGAN, paired inpainting), built by name from TrainConfig."""
+"""Trainers, built by framework name from TrainConfig (``TRAINERS``). Importing this package registers
+every trainer module listed below."""
 
-from unmask.training.base import Trainer
+from unmask.training.base import Phase, Trainer
 from unmask.training.checkpoint import CheckpointError
 from unmask.training.config import TrainConfig
-from unmask.training.cyclegan import CycleGANTrainer
-from unmask.training.paired import PairedInpaintingTrainer
-from unmask.training.registry import TRAINERS, build_trainer, load_trainer
+from unmask.training.registry import TRAINERS, build_trainer, load_trainer, trainer_class
 from unmask.training.seeding import rng_state, seed_everything, set_rng_state
-from unmask.training.stargan import StarGANTrainer
 
-__all__ = ["CheckpointError", "CycleGANTrainer", "PairedInpaintingTrainer", "StarGANTrainer", "TRAINERS",
-           "TrainConfig", "Trainer", "build_trainer", "load_trainer", "rng_state", "seed_everything",
-           "set_rng_state"]
+# trainer families (each registers itself)
+from unmask.training.cyclegan import CycleGANTrainer  # noqa: E402
+from unmask.training.paired import PairedInpaintingTrainer  # noqa: E402
+from unmask.training.stargan import StarGANTrainer  # noqa: E402
+
+__all__ = ["CheckpointError", "CycleGANTrainer", "PairedInpaintingTrainer", "Phase", "StarGANTrainer",
+           "TRAINERS", "TrainConfig", "Trainer", "build_trainer", "load_trainer", "rng_state",
+           "seed_everything", "set_rng_state", "trainer_class"]

@@ -1,5 +1,15 @@
 """The training loop every framework shares: devices, optimisers, one-forward steps, fit, checkpoints.
 
+A trainer declares what the rest of the project asks it (never its name):
+
+* ``pairing``: ``"paired"`` (batches of one face: ``occluded``, ``clean``, ``mask``) or ``"unpaired"``
+  (two domains of different faces);
+* ``model_input``: what the trained model takes, ``"image"`` or ``"image+mask"`` (the exported model's
+  input is then (B, 4, H, W), the mask as fourth channel);
+* ``WEIGHTS``: its loss terms and their default weights (``TrainConfig.weights`` overrides them);
+* its optimiser groups as data (:meth:`Trainer.phases`): which networks, which learning rate, every how
+  many steps. The base builds one fused Adam per phase and runs them in order.
+
 A step computes the generators' outputs once. On a generator step (every ``n_critic``-th step, as in
 StarGAN's code) the discriminators see those outputs once, not detached: the generator loss is
 backpropagated into the generators' weights only, the discriminator loss into the discriminators'
@@ -16,12 +26,13 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from unmask.errors import ConfigError
 from unmask.losses import build_adv_loss, build_recon_loss, gradient_penalty
 from unmask.metrics import aggregate, compute_metrics
 from unmask.metrics.lpips_metric import LPIPSMetric, MetricUnavailable
@@ -40,7 +51,7 @@ class Critique:
     on generator steps)."""
 
     d_adv: Tensor                  # adversarial D loss
-    d_loss: Tensor                 # d_adv, plus lambda_gp * gp when the loss uses a penalty
+    d_loss: Tensor                 # d_adv, plus weights["gp"] * gp when the loss uses a penalty
     g_loss: Tensor | None          # adversarial G loss (generator steps only)
     gp: Tensor | None              # gradient penalty (unweighted)
     real_cls: Tensor | None
@@ -49,16 +60,33 @@ class Critique:
 
 @dataclass
 class StepLosses:
-    """What a framework's ``losses`` returns: the totals to minimise and the terms to log."""
+    """What a framework's ``losses`` returns: per phase the total it minimises (only the phases that
+    update this step), and the terms to log."""
 
-    g_total: Tensor | None
-    d_total: Tensor
+    totals: dict[str, Tensor]
     logs: dict[str, Tensor]
 
 
-def with_classes(model_cfg: Any, n_classes: int) -> Any:
-    """A copy of a generator/discriminator config with ``n_classes`` set by the framework."""
-    return dataclasses.replace(model_cfg, n_classes=n_classes)
+@dataclass(frozen=True)
+class Phase:
+    """One optimiser group: the networks of ``modules`` ("generators" or "discriminators"), trained
+    by Adam at ``lr`` on every ``interval``-th step. Phases run in the order declared; the generator
+    phase first, so the discriminators judge the same fakes in the step they are made (see above)."""
+
+    name: str
+    modules: str
+    lr: float
+    interval: int = 1
+
+
+def resolve_weights(cls: type["Trainer"], overrides: dict[str, float]) -> dict[str, float]:
+    """The trainer's declared weights with ``overrides`` applied; an undeclared term is a ConfigError
+    naming ``train.weights.<term>`` and the trainer's terms."""
+    unknown = sorted(set(overrides) - set(cls.WEIGHTS))
+    if unknown:
+        raise ConfigError(f"train.weights.{unknown[0]}: not a loss term of framework {cls.framework!r} "
+                          f"(its terms: {', '.join(sorted(cls.WEIGHTS))})")
+    return {**cls.WEIGHTS, **overrides}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -71,14 +99,23 @@ def resolve_device(name: str) -> torch.device:
 class Trainer:
     """Base class; subclasses build their networks and define ``losses`` and ``_translate``.
 
-    Attributes: ``cfg``, ``device``, ``step`` (optimisation steps done), ``generators`` and
-    ``discriminators`` (ModuleDicts), ``opt_g``, ``opt_d``.
+    Attributes: ``cfg``, ``w`` (loss weights), ``device``, ``step`` (optimisation steps done),
+    ``generators`` and ``discriminators`` (ModuleDicts), ``optimizers`` (phase name -> Adam).
     """
 
-    framework: str = ""
+    framework: ClassVar[str] = ""
+    pairing: ClassVar[str] = "unpaired"          # "paired" | "unpaired"
+    model_input: ClassVar[str] = "image"         # "image" | "image+mask"
+    WEIGHTS: ClassVar[dict[str, float]] = {}     # loss term -> default weight
+
+    @classmethod
+    def requirements(cls, cfg: TrainConfig) -> list[str]:
+        """Why ``cfg`` cannot train here (e.g. pretrained weights it needs are missing); empty when it can."""
+        return []
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
+        self.w = resolve_weights(type(self), cfg.weights)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.device = resolve_device(cfg.device)
@@ -94,10 +131,9 @@ class Trainer:
         gens, discs = self.build_networks()
         self.generators = nn.ModuleDict(gens).to(self.device, memory_format=self.memory_format)
         self.discriminators = nn.ModuleDict(discs).to(self.device, memory_format=self.memory_format)
-        self._g_params = list(self.generators.parameters())
-        self._d_params = list(self.discriminators.parameters())
-        self.opt_g = self._adam(self._g_params, cfg.lr_g)
-        self.opt_d = self._adam(self._d_params, cfg.lr_d)
+        self._params = {p.name: list(getattr(self, p.modules).parameters()) for p in self.phases()}
+        self.optimizers = {name: self._adam(params, lr)
+                           for (name, params), lr in zip(self._params.items(), (p.lr for p in self.phases()))}
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
         self.step = 0
 
@@ -106,8 +142,20 @@ class Trainer:
         """(generators, discriminators) by role name."""
         raise NotImplementedError
 
-    def losses(self, batch: Batch, update_g: bool) -> StepLosses:
-        """Both losses of one step; ``g_total`` only when ``update_g``."""
+    def phases(self) -> list[Phase]:
+        """The optimiser groups: the generators at ``lr_g`` every ``n_critic``-th step, then the
+        discriminators (when there are any) at ``lr_d`` every step."""
+        if not self.discriminators_declared():
+            return [Phase("g", "generators", self.cfg.lr_g, 1)]
+        return [Phase("g", "generators", self.cfg.lr_g, self.n_critic),
+                Phase("d", "discriminators", self.cfg.lr_d, 1)]
+
+    def discriminators_declared(self) -> bool:
+        """Whether this trainer has discriminators (built by :meth:`build_networks`)."""
+        return len(self.discriminators) > 0
+
+    def losses(self, batch: Batch, update: frozenset[str]) -> StepLosses:
+        """The losses of one step: ``totals`` for every phase name in ``update``."""
         raise NotImplementedError
 
     def _translate(self, occluded: Tensor, mask: Tensor | None) -> Tensor:
@@ -134,7 +182,7 @@ class Trainer:
         if self.adv.uses_gradient_penalty:
             with torch.autocast(self.device.type, enabled=False):   # double backward in fp32
                 gp = domains * gradient_penalty(lambda x: d(x)[0].float(), real.float(), fake.float())
-            d_loss = d_adv + self.cfg.lambda_gp * gp
+            d_loss = d_adv + self.w["gp"] * gp
         g_loss = sum(self.adv.g_loss(r, f) for r, f in pairs) if update_g else None
         return Critique(d_adv, d_loss, g_loss, gp, real_cls, fake_cls)
 
@@ -152,24 +200,23 @@ class Trainer:
 
     # ------------------------------------------------------------------ training
     def train_step(self, batch: Batch) -> dict[str, float]:
-        """One discriminator update, plus a generator update every ``n_critic``-th step; returns the
-        loss terms of this step as floats."""
-        update_g = (self.step + 1) % self.n_critic == 0
+        """One update of every phase due at this step (by its interval); returns the loss terms of
+        this step as floats. Each phase's total is backpropagated into its own networks only."""
+        due = [p.name for p in self.phases() if (self.step + 1) % p.interval == 0]
         with self._autocast():
-            out = self.losses(self._to_device(batch), update_g)
-        self.opt_g.zero_grad(set_to_none=True)
-        self.opt_d.zero_grad(set_to_none=True)
-        if update_g:
-            self.scaler.scale(out.g_total).backward(inputs=self._g_params, retain_graph=True)
-        self.scaler.scale(out.d_total).backward(inputs=self._d_params)
-        if update_g:
-            self.scaler.step(self.opt_g)
-        self.scaler.step(self.opt_d)
+            out = self.losses(self._to_device(batch), frozenset(due))
+        for name in due:
+            self.optimizers[name].zero_grad(set_to_none=True)
+        for i, name in enumerate(due):
+            self.scaler.scale(out.totals[name]).backward(inputs=self._params[name],
+                                                         retain_graph=i < len(due) - 1)
+        for name in due:
+            self.scaler.step(self.optimizers[name])
         self.scaler.update()
         self.step += 1
-        logs = dict(out.logs, d_total=out.d_total)
-        if out.g_total is not None:
-            logs["g_total"] = out.g_total
+        logs = dict(out.logs)
+        for name in due:
+            logs[f"{name}_total"] = out.totals[name]
         values = torch.stack([v.detach().float().reshape(()) for v in logs.values()]).tolist()  # one sync
         return dict(zip(logs, values))
 
@@ -273,8 +320,7 @@ class Trainer:
             "step": self.step,
             "generators": self.generators.state_dict(),
             "discriminators": self.discriminators.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
             "scaler": self.scaler.state_dict(),
             "rng": rng_state(),
         }
@@ -293,8 +339,8 @@ class Trainer:
         try:
             self.generators.load_state_dict(state["generators"])
             self.discriminators.load_state_dict(state["discriminators"])
-            self.opt_g.load_state_dict(state["opt_g"])
-            self.opt_d.load_state_dict(state["opt_d"])
+            for name, opt in self.optimizers.items():
+                opt.load_state_dict(state["optimizers"][name])
         except (RuntimeError, ValueError, KeyError) as err:
             raise CheckpointError(f"{path}: does not fit this trainer's networks "
                                   f"({str(err).splitlines()[0]})") from None

@@ -4,14 +4,17 @@ Defaults follow seed 000 Section 4.3: TTUR Adam (G 1e-4, D 4e-4, betas (0.5, 0.9
 (``framework``, ``adv_loss``, ``recon``) are checked where they are looked up (the registries), so a
 bad name is a ConfigError naming ``train.<key>`` and the valid choices.
 
-Loss weights. The paper writes the generator loss as ``L_rec + lambda_adv * L_adv`` and, for
-CycleGAN, calls the cycle-consistency term the reconstruction between ``F(G(x))`` and ``x`` (Section
-3.3; StarGAN likewise names its cycle term L_rec, weight 10). Here that term is ``lambda_cycle``;
-``lambda_rec`` weights the L1 of a generator's output to its own input when the input is already in
-the target domain (CycleGAN's identity term: a clean face through the unmasker stays unchanged).
-To reproduce the paper's loss exactly set ``lambda_rec = 0`` (Table 3's lambda_adv = 0.1 with cycle
-weight 1 is the same optimum as lambda_cycle = 10, lambda_adv = 1). In the paired framework
-``lambda_rec`` weights the L1 between the output and the true clean image.
+``generator`` and ``discriminator`` are the configs of registered network families
+(:mod:`unmask.models.registry`): ``{name: unet, depth: 5, ...}`` is checked against the U-Net's own
+fields, ``{name: stargan, blocks: dmfb}`` (the default family) against seed 000's generator.
+
+Loss weights are a mapping, ``weights: {term: weight}``, whose terms each trainer declares with their
+defaults (``Trainer.WEIGHTS``): CycleGAN's ``cycle`` is the paper's L_rec (L1 between x and its round
+trip, Section 3.3) and ``identity`` the L1 of a generator's output to an input already in its target
+domain; the paired trainers' ``l1``, ``mse``, ``dssim`` ... compare the output with the true clean face.
+An unknown term is an error naming ``train.weights.<term>`` and the trainer's terms. A study that
+switches framework sets the whole ``weights`` mapping of that cell (a dotted ``weights.<term>`` only
+changes one term).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from unmask.errors import ConfigError
-from unmask.models import DiscriminatorConfig, GeneratorConfig
+from unmask.models import DISCRIMINATORS, GENERATORS, DiscriminatorConfig, GeneratorConfig
 
 
 def _check(ok: bool, key: str, value: Any, need: str) -> None:
@@ -41,18 +44,14 @@ def _is_int(v: Any) -> bool:
 
 @dataclass
 class TrainConfig:
-    """One training run. ``n_classes`` of the generator/discriminator configs is set by the
-    framework (StarGAN 2, paired 1 mask channel, CycleGAN 0); ``discriminator.image_size`` must be
-    the training image size."""
+    """One training run. The conditioning channels of the networks are set by the trainer (StarGAN
+    2 domain labels, paired 1 mask channel, CycleGAN 0); ``discriminator.image_size`` must be the
+    training image size."""
 
-    framework: str = "cyclegan"          # "cyclegan" | "stargan" | "paired" (TRAINERS)
+    framework: str = "cyclegan"          # a TRAINERS name
     adv_loss: str = "lsgan"              # ADV_LOSSES name
-    lambda_adv: float = 1.0
-    lambda_rec: float = 10.0             # identity L1 (CycleGAN/StarGAN) or L1 to the target (paired)
-    lambda_cycle: float = 10.0           # the paper's L_rec: L1 between x and its round trip
-    lambda_gp: float = 10.0              # only losses with uses_gradient_penalty
-    lambda_cls: float = 1.0              # StarGAN with one discriminator: domain classification
-    recon: str = "l1"                    # RECON_LOSSES name, for the rec/cycle/identity terms
+    weights: dict[str, float] = field(default_factory=dict)   # loss term -> weight (Trainer.WEIGHTS)
+    recon: str = "l1"                    # RECON_LOSSES name, for CycleGAN/StarGAN's cycle/identity terms
     n_critic: int | None = None          # D steps per G step; None -> the adversarial loss' default
     n_discriminators: int = 1            # StarGAN: 1 (unified, with Dcls) or 2 (one per domain)
     lr_g: float = 1e-4
@@ -68,13 +67,18 @@ class TrainConfig:
     amp: bool = True                     # autocast fp16 + GradScaler, only on cuda
     threads: int | None = None           # torch.set_num_threads when given
     channels_last: bool | None = None    # None: on cuda only (measured slower on CPU, see benchmark)
-    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    pretrained_dir: str | None = None    # folder with pretrained weights (vgg19-dcbb9e9d.pth); None: torch hub cache
+    generator: Any = field(default_factory=GeneratorConfig)          # a GENERATORS family's config
+    discriminator: Any = field(default_factory=DiscriminatorConfig)  # a DISCRIMINATORS family's config
 
     def __post_init__(self) -> None:
-        for key in ("lambda_adv", "lambda_rec", "lambda_cycle", "lambda_gp", "lambda_cls"):
-            v = getattr(self, key)
-            _check(_is_num(v) and v >= 0, key, v, "a finite number >= 0")
+        _check(isinstance(self.weights, dict), "weights", self.weights, "a mapping of loss term -> weight")
+        for key, v in self.weights.items():
+            _check(isinstance(key, str), "weights", key, "keyed by loss term names")
+            _check(_is_num(v) and v >= 0, f"weights.{key}", v, "a finite number >= 0")
+        self.weights = {k: float(v) for k, v in self.weights.items()}
+        _check(self.pretrained_dir is None or isinstance(self.pretrained_dir, str), "pretrained_dir",
+               self.pretrained_dir, "null or a folder path")
         for key in ("lr_g", "lr_d"):
             v = getattr(self, key)
             _check(_is_num(v) and v > 0, key, v, "a finite number > 0")
@@ -99,20 +103,14 @@ class TrainConfig:
         _check(isinstance(self.amp, bool), "amp", self.amp, "true or false")
         _check(self.channels_last is None or isinstance(self.channels_last, bool),
                "channels_last", self.channels_last, "null, true or false")
-        _check(isinstance(self.generator, GeneratorConfig), "generator", self.generator, "a GeneratorConfig")
-        _check(isinstance(self.discriminator, DiscriminatorConfig), "discriminator", self.discriminator,
-               "a DiscriminatorConfig")
+        self.generator = GENERATORS.config(self.generator, "train.generator")
+        self.discriminator = DISCRIMINATORS.config(self.discriminator, "train.discriminator")
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "TrainConfig":
         """Build from plain data (params.yaml section, a tuner's trial dict, a checkpoint's
         ``config``); unknown keys raise ConfigError naming ``train.<key>``."""
-        raw = dict(raw)
-        nested = {"generator": GeneratorConfig, "discriminator": DiscriminatorConfig}
-        for key, sub in nested.items():
-            if key in raw and isinstance(raw[key], dict):
-                raw[key] = _build(sub, raw[key], f"train.{key}")
-        return _build(cls, raw, "train")
+        return _build(cls, dict(raw), "train")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (dicts, tuples, numbers, strings): what checkpoints store."""

@@ -5,9 +5,11 @@ Domain A = masked faces, B = clean faces. ``G_AB`` (masked -> clean, the model e
 
 Generator loss (per direction, summed)::
 
-    lambda_adv   * L_adv(D_B(G_AB(a))) + L_adv(D_A(G_BA(b)))
-  + lambda_cycle * |G_BA(G_AB(a)) - a| + |G_AB(G_BA(b)) - b|      (the paper's L_rec, Section 3.3)
-  + lambda_rec   * |G_AB(b) - b| + |G_BA(a) - a|                  (identity term; see config.py)
+    w.adv      * L_adv(D_B(G_AB(a))) + L_adv(D_A(G_BA(b)))
+  + w.cycle    * |G_BA(G_AB(a)) - a| + |G_AB(G_BA(b)) - b|      (the paper's L_rec, Section 3.3)
+  + w.identity * |G_AB(b) - b| + |G_BA(a) - a|                  (identity term; see config.py)
+
+and the critics' gradient penalty ``w.gp`` (losses that use one).
 
 The identity inputs ride in the same generator call as the translation (one batch of 2B), so each
 generator runs twice per generator step (translate + cycle), never on the same input twice.
@@ -19,25 +21,30 @@ import torch
 from torch import Tensor, nn
 
 from unmask.models import build_discriminator, build_generator
-from unmask.training.base import Batch, StepLosses, Trainer, with_classes
+from unmask.training.base import Batch, StepLosses, Trainer
+from unmask.training.registry import TRAINERS
 
 
+@TRAINERS.register("cyclegan")
 class CycleGANTrainer(Trainer):
     framework = "cyclegan"
+    pairing = "unpaired"
+    model_input = "image"
+    WEIGHTS = {"adv": 1.0, "cycle": 10.0, "identity": 10.0, "gp": 10.0}   # CycleGAN code's defaults
 
     def build_networks(self) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
-        g_cfg = with_classes(self.cfg.generator, 0)
-        d_cfg = with_classes(self.cfg.discriminator, 0)
+        g_cfg, d_cfg = self.cfg.generator, self.cfg.discriminator
         gens = {"G_AB": build_generator(g_cfg), "G_BA": build_generator(g_cfg)}
         discs = {"D_A": build_discriminator(d_cfg), "D_B": build_discriminator(d_cfg)}
         return gens, discs
 
-    def losses(self, batch: Batch, update_g: bool) -> StepLosses:
-        cfg = self.cfg
+    def losses(self, batch: Batch, update: frozenset[str]) -> StepLosses:
+        w = self.w
+        update_g = "g" in update
         g, d = self.generators, self.discriminators
         a, b = batch["occluded"], batch["clean"]
         n = a.shape[0]
-        identity = update_g and cfg.lambda_rec > 0
+        identity = update_g and w["identity"] > 0
         with torch.set_grad_enabled(update_g):
             out_ab, mask_ab = g["G_AB"](torch.cat([a, b]) if identity else a, return_mask=True)
             out_ba, mask_ba = g["G_BA"](torch.cat([b, a]) if identity else b, return_mask=True)
@@ -50,17 +57,18 @@ class CycleGANTrainer(Trainer):
         if mask_ab is not None:
             logs["mask_mean"] = mask_ab[:n].mean()
             logs["mask_mean_ba"] = mask_ba[:n].mean()
-        g_total = None
+        totals = {"d": crit_a.d_loss + crit_b.d_loss}
         if update_g:
             adv = crit_a.g_loss + crit_b.g_loss
             cycle = self.recon(g["G_BA"](fake_b), a) + self.recon(g["G_AB"](fake_a), b)
-            g_total = cfg.lambda_adv * adv + cfg.lambda_cycle * cycle
+            g_total = w["adv"] * adv + w["cycle"] * cycle
             logs.update(g_adv=adv, g_cycle=cycle)
             if identity:
                 idt = self.recon(out_ab[n:], b) + self.recon(out_ba[n:], a)
-                g_total = g_total + cfg.lambda_rec * idt
+                g_total = g_total + w["identity"] * idt
                 logs["g_idt"] = idt
-        return StepLosses(g_total, crit_a.d_loss + crit_b.d_loss, logs)
+            totals["g"] = g_total
+        return StepLosses(totals, logs)
 
     def _translate(self, occluded: Tensor, mask: Tensor | None) -> Tensor:
         return self.generators["G_AB"](occluded)

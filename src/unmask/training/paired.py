@@ -1,12 +1,22 @@
-"""Paired inpainting with the true mask: the stand-in for seed 000's segment-then-inpaint reference.
+"""Paired inpainting: the occluded face, its mask and the true clean face are one training example.
 
-The paper pairs a segmentation mask with a pretrained DMFN (unavailable here); this trainer learns
-the inpainting half on synthetic pairs instead. The generator sees the occluded image with the hole
-blanked (0, mid-grey in [-1, 1]) plus the mask as a fourth input channel; its output is pasted into
-the hole, ``out * m + x * (1 - m)``, for the discriminator and for evaluation.
+One trainer serves every paired family: seed 000's segment-then-inpaint reference (its generator
+with the mask as a fourth input channel), seed 002's U-Net autoencoder (no discriminator: ``adv`` 0)
+and cGAN (a DCGAN discriminator), seed 004's FD-StackGAN (a two-stage U-Net) and, later, seed 001's
+coarse-to-fine inpainter. What differs is data in params.yaml: the generator family, the
+discriminator, and the loss weights below.
 
-Generator loss: ``lambda_rec * recon(out, clean) + lambda_adv * L_adv(D(composite))`` (the
-reconstruction covers the whole raw output, so every pixel gives a gradient).
+The generator sees the occluded image with the hole blanked (0, mid-grey in [-1, 1]) plus the mask;
+the known pixels are pasted back into its output, ``out * m + x * (1 - m)``, for the discriminator
+and for evaluation. A multi-stage generator (``forward_stages``, e.g. :class:`~unmask.models.two_stage.TwoStage`)
+gets the reconstruction and perceptual terms on every stage's output; the terms on a stage before the
+last are scaled by ``stage1`` (FD-StackGAN: stage I alpha 100 / beta 33 against stage II 10 / 3.3, i.e. 10).
+
+By default only the adversarial term is on (seed 002's GAN as published); a study names the terms it
+trains with. Generator loss: ``sum_term w[term] * term(out, clean, mask)`` over the reconstruction terms
+(:data:`unmask.losses.LOSS_TERMS`: l1, mse, dssim, ssim, l1_hole, l1_valid) + ``w.perceptual`` *
+VGG-19 feature L1 + ``w.adv`` * L_adv(D(composite)). The reconstruction terms cover the whole raw
+output, so every pixel gives a gradient.
 """
 
 from __future__ import annotations
@@ -15,48 +25,95 @@ import torch
 from torch import Tensor, nn
 
 from unmask.errors import UnmaskError
-from unmask.models import Generator, build_discriminator
-from unmask.training.base import Batch, StepLosses, Trainer, with_classes
+from unmask.losses import LOSS_TERMS
+from unmask.losses.perceptual import load_vgg19
+from unmask.models import build_discriminator, build_generator
+from unmask.training.base import Batch, StepLosses, Trainer
+from unmask.training.config import TrainConfig
+from unmask.training.registry import TRAINERS
 
 
-def _composite(out: Tensor, occluded: Tensor, mask: Tensor) -> Tensor:
-    return torch.lerp(occluded, out, mask)   # out where m = 1, the input where m = 0
+def composite(out: Tensor, occluded: Tensor, mask: Tensor) -> Tensor:
+    """``out`` inside the hole (m = 1), the input's known pixels (m = 0) exactly elsewhere."""
+    return torch.where(mask > 0.5, out, occluded)
 
 
+@TRAINERS.register("paired")
 class PairedInpaintingTrainer(Trainer):
     framework = "paired"
+    pairing = "paired"
+    model_input = "image+mask"
+    WEIGHTS = {"adv": 1.0, "gp": 10.0, "l1": 0.0, "mse": 0.0, "dssim": 0.0, "ssim": 0.0,
+               "l1_hole": 0.0, "l1_valid": 0.0, "perceptual": 0.0, "stage1": 1.0}
+
+    @classmethod
+    def requirements(cls, cfg: TrainConfig) -> list[str]:
+        w = {**cls.WEIGHTS, **cfg.weights}
+        if w["perceptual"] > 0:
+            vgg = load_vgg19(cfg.pretrained_dir)
+            if not isinstance(vgg, nn.Module):
+                return [vgg.reason]
+        return []
 
     def build_networks(self) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
-        gens = {"G": Generator(with_classes(self.cfg.generator, 1))}  # the mask map as c (B, 1, H, W)
-        discs = {"D": build_discriminator(with_classes(self.cfg.discriminator, 0))}
+        gens = {"G": build_generator(self.cfg.generator, cond_channels=1)}   # the mask map as c (B, 1, H, W)
+        discs = {"D": build_discriminator(self.cfg.discriminator)} if self.w["adv"] > 0 else {}
+        self.terms = {name: LOSS_TERMS.get(name, f"train.weights.{name}")
+                      for name in LOSS_TERMS if self.w.get(name, 0.0) > 0}
+        self.vgg = None
+        if self.w["perceptual"] > 0:
+            vgg = load_vgg19(self.cfg.pretrained_dir)
+            if not isinstance(vgg, nn.Module):
+                raise UnmaskError(f"train.weights.perceptual: not run: {vgg.reason}")
+            self.vgg = vgg.to(self.device)
         return gens, discs
 
-    def _inpaint(self, occluded: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
-        """(raw output, composite, generator's own mask or None)."""
-        out, own_mask = self.generators["G"](occluded * (1 - mask), mask, return_mask=True)
-        return out, _composite(out, occluded, mask), own_mask
+    def _stages(self, occluded: Tensor, mask: Tensor) -> list[Tensor]:
+        """Every stage's raw output (one for a single-stage generator)."""
+        g = self.generators["G"]
+        x = occluded * (1 - mask)
+        if hasattr(g, "forward_stages"):
+            return list(g.forward_stages(x, mask))
+        return [g(x, mask)]
 
-    def losses(self, batch: Batch, update_g: bool) -> StepLosses:
-        cfg = self.cfg
+    def losses(self, batch: Batch, update: frozenset[str]) -> StepLosses:
+        w = self.w
         if "mask" not in batch:
             raise UnmaskError("paired training needs batches with a 'mask' (use the paired dataset)")
         x, y, m = batch["occluded"], batch["clean"], batch["mask"]
+        update_g = "g" in update
         with torch.set_grad_enabled(update_g):
-            out, comp, own_mask = self._inpaint(x, m)
-        crit = self.critique(self.discriminators["D"], y, comp, update_g)
-        logs: dict[str, Tensor] = {"d_adv": crit.d_adv}
-        if crit.gp is not None:
-            logs["d_gp"] = crit.gp
-        if own_mask is not None:
-            logs["mask_mean"] = own_mask.mean()
-        g_total = None
+            outs = self._stages(x, m)
+        comp = composite(outs[-1], x, m)
+        logs: dict[str, Tensor] = {}
+        totals: dict[str, Tensor] = {}
+        crit = None
+        if self.discriminators_declared():
+            crit = self.critique(self.discriminators["D"], y, comp, update_g)
+            logs["d_adv"] = crit.d_adv
+            if crit.gp is not None:
+                logs["d_gp"] = crit.gp
+            totals["d"] = crit.d_loss
         if update_g:
-            rec = self.recon(out, y)
-            g_total = cfg.lambda_rec * rec + cfg.lambda_adv * crit.g_loss
-            logs.update(g_rec=rec, g_adv=crit.g_loss)
-        return StepLosses(g_total, crit.d_loss, logs)
+            g_total = torch.zeros((), device=x.device)
+            for i, out in enumerate(outs):
+                scale = w["stage1"] if i < len(outs) - 1 else 1.0
+                tag = f"s{i + 1}_" if len(outs) > 1 else ""
+                for name, term in self.terms.items():
+                    value = term(out, y, m)
+                    g_total = g_total + scale * w[name] * value
+                    logs[f"g_{tag}{name}"] = value
+                if self.vgg is not None:
+                    value = self.vgg(out, y)
+                    g_total = g_total + scale * w["perceptual"] * value
+                    logs[f"g_{tag}perceptual"] = value
+            if crit is not None:
+                g_total = g_total + w["adv"] * crit.g_loss
+                logs["g_adv"] = crit.g_loss
+            totals["g"] = g_total
+        return StepLosses(totals, logs)
 
     def _translate(self, occluded: Tensor, mask: Tensor | None) -> Tensor:
         if mask is None:
             raise UnmaskError("the paired inpainting model needs the mask: translate(occluded, mask)")
-        return self._inpaint(occluded, mask)[1]
+        return composite(self._stages(occluded, mask)[-1], occluded, mask)

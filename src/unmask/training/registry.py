@@ -1,33 +1,36 @@
-"""``TRAINERS``: framework name (``TrainConfig.framework``) -> trainer class, and the builders."""
+"""``TRAINERS``: framework name (``TrainConfig.framework``) -> trainer class, and the builders.
+
+Trainer modules register themselves (``@TRAINERS.register("cyclegan")``); importing
+:mod:`unmask.training` imports them all.
+"""
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from unmask.errors import ConfigError
-from unmask.training.base import Trainer
+from unmask.registry import Registry
 from unmask.training.checkpoint import load_state
 from unmask.training.config import TrainConfig
-from unmask.training.cyclegan import CycleGANTrainer
-from unmask.training.paired import PairedInpaintingTrainer
-from unmask.training.stargan import StarGANTrainer
 
-TRAINERS: dict[str, type[Trainer]] = {
-    cls.framework: cls for cls in (CycleGANTrainer, StarGANTrainer, PairedInpaintingTrainer)
-}
+if TYPE_CHECKING:
+    from unmask.training.base import Trainer
+
+TRAINERS: Registry = Registry("framework")
 
 
-def build_trainer(cfg: TrainConfig) -> Trainer:
-    """The trainer ``cfg.framework`` names; unknown names raise ConfigError naming the choices."""
-    try:
-        cls = TRAINERS[cfg.framework]
-    except KeyError:
-        raise ConfigError(f"train.framework: unknown {cfg.framework!r}; choose one of "
-                          f"{', '.join(sorted(TRAINERS))}") from None
-    return cls(cfg)
+def trainer_class(cfg_or_name: TrainConfig | str) -> type["Trainer"]:
+    """The class ``cfg.framework`` names; unknown names raise ConfigError naming ``train.framework``."""
+    name = cfg_or_name if isinstance(cfg_or_name, str) else cfg_or_name.framework
+    return TRAINERS.get(name, "train.framework")
 
 
-def load_trainer(path: str | os.PathLike, **overrides) -> Trainer:
+def build_trainer(cfg: TrainConfig) -> "Trainer":
+    """The trainer ``cfg.framework`` names."""
+    return trainer_class(cfg)(cfg)
+
+
+def load_trainer(path: str | os.PathLike, **overrides) -> "Trainer":
     """Rebuild the trainer a checkpoint was written by and restore it (``overrides`` replace config
     keys that do not change the networks, e.g. ``device``, ``threads``, ``steps``)."""
     cfg = TrainConfig.from_dict({**load_state(path)["config"], **overrides})

@@ -6,12 +6,13 @@ masked, 1 = clean); it translates to the target label and cycles back with the s
 ``n_discriminators`` (Table 5's n_disc):
 
 * 1: one unified discriminator with StarGAN's Dsrc + Dcls heads. D learns the domain of real
-  images (``lambda_cls`` * cross-entropy); G is pushed to make fakes D classifies as the target.
+  images (``weights.cls`` * cross-entropy); G is pushed to make fakes D classifies as the target.
 * 2: one discriminator per domain, as in CycleGAN; no classification head or loss (each
   discriminator already knows its domain).
 
 Every term is the sum over the two directions (as in :mod:`unmask.training.cyclegan`), so the same
-lambdas weigh the terms alike in both frameworks. The identity term (``lambda_rec``) is
+weights (``adv``, ``cycle``, ``identity``, ``gp``; plus ``cls`` for Dcls) weigh the terms alike in both
+frameworks. The identity term is
 ``|G(x, source label) - x|``; its inputs ride in the translation call (one batch of 4B).
 """
 
@@ -23,7 +24,8 @@ from torch import Tensor, nn
 
 from unmask.losses import domain_classification_loss
 from unmask.models import build_discriminator, build_generator
-from unmask.training.base import Batch, StepLosses, Trainer, with_classes
+from unmask.training.base import Batch, StepLosses, Trainer
+from unmask.training.registry import TRAINERS
 
 MASKED, CLEAN = 0, 1
 N_DOMAINS = 2
@@ -34,20 +36,25 @@ def _per_domain_cls(logits: Tensor, labels: Tensor) -> Tensor:
                                                                     labels.chunk(N_DOMAINS)))
 
 
+@TRAINERS.register("stargan")
 class StarGANTrainer(Trainer):
     framework = "stargan"
+    pairing = "unpaired"
+    model_input = "image"
+    WEIGHTS = {"adv": 1.0, "cycle": 10.0, "identity": 10.0, "gp": 10.0, "cls": 1.0}
 
     def build_networks(self) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
-        gens = {"G": build_generator(with_classes(self.cfg.generator, N_DOMAINS))}
+        gens = {"G": build_generator(self.cfg.generator, cond_channels=N_DOMAINS)}
+        d_cfg = self.cfg.discriminator
         if self.cfg.n_discriminators == 1:
-            discs = {"D": build_discriminator(with_classes(self.cfg.discriminator, N_DOMAINS))}
+            discs = {"D": build_discriminator(d_cfg, n_classes=N_DOMAINS)}
         else:
-            d_cfg = with_classes(self.cfg.discriminator, 0)
             discs = {"D_A": build_discriminator(d_cfg), "D_B": build_discriminator(d_cfg)}
         return gens, discs
 
-    def losses(self, batch: Batch, update_g: bool) -> StepLosses:
-        cfg = self.cfg
+    def losses(self, batch: Batch, update: frozenset[str]) -> StepLosses:
+        cfg, w = self.cfg, self.w
+        update_g = "g" in update
         G = self.generators["G"]
         a, b = batch["occluded"], batch["clean"]
         n = a.shape[0]
@@ -56,7 +63,7 @@ class StarGANTrainer(Trainer):
         trg = 1 - src
         c_src = F.one_hot(src, N_DOMAINS).to(x.dtype)
         c_trg = F.one_hot(trg, N_DOMAINS).to(x.dtype)
-        identity = update_g and cfg.lambda_rec > 0
+        identity = update_g and w["identity"] > 0
         with torch.set_grad_enabled(update_g):
             if identity:
                 out, mask = G(torch.cat([x, x]), torch.cat([c_trg, c_src]), return_mask=True)
@@ -70,7 +77,7 @@ class StarGANTrainer(Trainer):
             fake_by_domain = torch.cat([fake[n:], fake[:n]])   # aligned with x: [masked, clean]
             crit = self.critique(self.discriminators["D"], x, fake_by_domain, update_g, domains=N_DOMAINS)
             d_cls = _per_domain_cls(crit.real_cls, src)
-            d_total = crit.d_loss + cfg.lambda_cls * d_cls
+            d_total = crit.d_loss + w["cls"] * d_cls
             logs.update(d_adv=crit.d_adv, d_cls=d_cls)
             gps = [crit.gp]
         else:
@@ -81,25 +88,26 @@ class StarGANTrainer(Trainer):
             gps = [crit_a.gp, crit_b.gp]
         if gps[0] is not None:
             logs["d_gp"] = sum(gps) / len(gps)
-        g_total = None
+        totals = {"d": d_total}
         if update_g:
             if cfg.n_discriminators == 1:
                 adv = crit.g_loss
                 g_cls = _per_domain_cls(crit.fake_cls, src)   # fakes posing as domain src[i]
-                g_total = cfg.lambda_adv * adv + cfg.lambda_cls * g_cls
+                g_total = w["adv"] * adv + w["cls"] * g_cls
                 logs["g_cls"] = g_cls
             else:
                 adv = crit_a.g_loss + crit_b.g_loss
-                g_total = cfg.lambda_adv * adv
+                g_total = w["adv"] * adv
             rec = G(fake, c_src)
             cycle = self.recon(rec[:n], a) + self.recon(rec[n:], b)
-            g_total = g_total + cfg.lambda_cycle * cycle
+            g_total = g_total + w["cycle"] * cycle
             logs.update(g_adv=adv, g_cycle=cycle)
             if identity:
                 idt = self.recon(out[2 * n:3 * n], a) + self.recon(out[3 * n:], b)
-                g_total = g_total + cfg.lambda_rec * idt
+                g_total = g_total + w["identity"] * idt
                 logs["g_idt"] = idt
-        return StepLosses(g_total, d_total, logs)
+            totals["g"] = g_total
+        return StepLosses(totals, logs)
 
     def _translate(self, occluded: Tensor, mask: Tensor | None) -> Tensor:
         c = F.one_hot(torch.full((occluded.shape[0],), CLEAN, device=occluded.device), N_DOMAINS)
