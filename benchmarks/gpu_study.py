@@ -171,7 +171,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
 
     t2 = time.perf_counter()
     ev = evaluate_study(trials, work / "splits" / "test", None, ["input"], None, work / "eval", n_samples=4,
-                        device=args.device, progress=False)
+                        device=args.device, progress=False, root=work)   # checkpoints: relative to the root
     out["evaluate_s"] = time.perf_counter() - t2
     rows = ev[ev["role"] == "trial"]
     psnr = [float(x) for x in rows["test_psnr"]]

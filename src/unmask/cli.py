@@ -134,17 +134,6 @@ def os_error_line(err: OSError) -> str:
     return f"{path}: {reason}"
 
 
-def _check_trials_table(root: Path, study: str) -> None:
-    """evaluate: a trials table that is not one fails with one line naming it (a missing one is
-    reported by the stage itself, with the command that makes it)."""
-    from unmask.pipeline import RESULTS_DIR
-    from unmask.reports.evaluate import read_trials
-
-    trials = root / RESULTS_DIR / study / "trials.parquet"
-    if trials.is_file():
-        read_trials(trials)
-
-
 def main(argv: list[str] | None = None) -> int:
     from unmask.pipeline import STAGES, STUDY_STAGES
 
@@ -166,8 +155,6 @@ def main(argv: list[str] | None = None) -> int:
             rc = _rerun_sweep(params, argv if argv is not None else sys.argv[1:])
             if rc is not None:
                 return rc
-        if args.command == "evaluate":
-            _check_trials_table(root, args.study)
         if args.command in STUDY_STAGES:
             fn, _ = STUDY_STAGES[args.command]
             fn(params, args.study, root, progress=not args.quiet)

@@ -83,11 +83,10 @@ def run_sweep(params: Params, study: str, root: Path = Path("."), progress: bool
 
 
 def run_evaluate(params: Params, study: str, root: Path = Path("."), progress: bool = True) -> Path:
-    import pandas as pd
     import torch
 
     from unmask.reports.compare import METRICS_FILE, write_metrics_json
-    from unmask.reports.evaluate import evaluate_study
+    from unmask.reports.evaluate import evaluate_study, read_trials, resolve_location
     from unmask.studies import parse_study_params
 
     sp = parse_study_params(params)
@@ -96,9 +95,12 @@ def run_evaluate(params: Params, study: str, root: Path = Path("."), progress: b
     trials = out / "trials.parquet"
     if not trials.is_file():
         raise UnmaskError(f"{trials}: missing; run the sweep of study {study!r} first (unmask sweep {study})")
-    table = evaluate_study(pd.read_parquet(trials), root / SPLITS_DIR / "test", cfg.kinds, cfg.baselines,
-                           sp.reports.lpips_weights_dir, out, n_samples=sp.reports.n_samples,
-                           device="cuda" if torch.cuda.is_available() else "cpu", progress=progress)
+    # read_trials: a damaged table is one line naming it. Paths in the table (checkpoint) and in
+    # params.yaml (lpips_weights_dir) are relative to the project root, not to the working directory.
+    weights = sp.reports.lpips_weights_dir
+    table = evaluate_study(read_trials(trials), root / SPLITS_DIR / "test", cfg.kinds, cfg.baselines,
+                           resolve_location(weights, root) if weights else None, out, n_samples=sp.reports.n_samples,
+                           device="cuda" if torch.cuda.is_available() else "cpu", progress=progress, root=root)
     write_metrics_json(table, out / METRICS_FILE, study)
     log.info("evaluate: %s -> %s, %s", study, out / "eval.parquet", out / METRICS_FILE)
     return out
@@ -115,7 +117,8 @@ def run_report(params: Params, root: Path = Path("."), progress: bool = True) ->
         for name in BENCHMARK_REPORTS:   # written by benchmarks, not by this stage: kept
             if (reports / name).is_file():
                 shutil.copy2(reports / name, tmp / name)
-        written = write_reports(root / RESULTS_DIR, tmp, sp.studies)
+        written = write_reports(root / RESULTS_DIR, tmp, sp.studies, test_dir=root / SPLITS_DIR / "test",
+                                root=root, lpips_weights_dir=sp.reports.lpips_weights_dir)
     written = [reports / p.relative_to(tmp) for p in written]
     log_reports_to_parents(sp, root, root / RESULTS_DIR, reports)
     log.info("report: %d files in %s", len(written), root / REPORTS_DIR)

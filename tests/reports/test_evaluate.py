@@ -132,3 +132,69 @@ def test_evaluate_stage_writes_metrics_json_beside_eval(study, tmp_path):
     assert got["cells"]["adv_loss=hinge"]["test_psnr"] == {"mean": None, "std": None, "n": 0}
     assert isinstance(got["baselines"]["input"]["test_psnr"], float)
     assert isinstance(got["beats"]["adv_loss=lsgan"]["input"]["test_psnr"], bool)
+
+
+def test_resolve_location_joins_relative_paths_to_the_project_root(tmp_path):
+    from unmask.reports.evaluate import resolve_location
+
+    rel = "results/micro/checkpoints/k.pt"
+    assert resolve_location(rel, tmp_path) == str(tmp_path / rel)
+    assert resolve_location(rel, "proj") == "proj/results/micro/checkpoints/k.pt"
+    assert resolve_location(rel, None) == rel                         # no root: as stored (the cwd)
+    assert resolve_location(str(tmp_path / "abs.pt"), "/elsewhere") == str(tmp_path / "abs.pt")
+    for uri in ("s3://bucket/ray/t0/last.pt", "gs://b/last.pt", "file:///tmp/x/last.pt"):
+        assert resolve_location(uri, tmp_path) == uri
+    assert resolve_location("", tmp_path) == ""                       # a trial without a checkpoint
+
+
+def _project(root, splits, ckpt, trials):
+    """A project at ``root`` laid out as a sweep leaves it: trials.parquet whose checkpoint column is
+    relative to the project root (results/micro/checkpoints/<key>.pt)."""
+    import shutil
+
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "splits").symlink_to(splits)
+    (root / "results" / "micro" / "checkpoints").mkdir(parents=True)
+    shutil.copyfile(ckpt, root / "results" / "micro" / "checkpoints" / "t0.pt")
+    relative = trials.copy()
+    relative.loc[0, "checkpoint"] = "results/micro/checkpoints/t0.pt"
+    relative.to_parquet(root / "results" / "micro" / "trials.parquet")
+    return relative
+
+
+def test_evaluate_reads_relative_checkpoints_from_the_root_not_the_cwd(study, tmp_path, monkeypatch):
+    splits, ckpt, trials, _ = study
+    relative = _project(tmp_path / "proj", splits, ckpt, trials)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    expected = evaluate_study(trials.iloc[:1], splits / "test", None, [], None, tmp_path / "a", progress=False)
+    table = evaluate_study(relative.iloc[:1], splits / "test", None, [], None, tmp_path / "b", progress=False,
+                           root=tmp_path / "proj")
+    assert table.loc[0, "test_psnr"] == pytest.approx(expected.loc[0, "test_psnr"], rel=1e-6)
+    assert table.loc[0, "checkpoint"] == "results/micro/checkpoints/t0.pt"   # kept as stored: portable
+    with pytest.raises(UnmaskError, match="checkpoint not found"):             # no root: the cwd, which lacks it
+        evaluate_study(relative.iloc[:1], splits / "test", None, [], None, tmp_path / "c", progress=False)
+
+
+def test_cli_evaluate_with_root_from_another_directory(study, tmp_path, monkeypatch, capsys):
+    """`unmask --root DIR evaluate STUDY` run outside DIR reads DIR's checkpoints."""
+    import json
+
+    import yaml
+
+    from unmask import cli
+
+    splits, ckpt, trials, _ = study
+    proj = tmp_path / "proj"
+    _project(proj, splits, ckpt, trials)
+    params = {"data": {}, "align": {}, "synthesize": {}, "split": {}, "sweep": {},
+              "train": {"image_size": SIZE, "steps": 2},
+              "studies": {"micro": {"grid": {"adv_loss": ["lsgan", "hinge"]}, "baselines": ["input"]}}}
+    (proj / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    rc = cli.main(["-q", "--params", str(proj / "params.yaml"), "--root", "../proj", "evaluate", "micro"])
+    assert rc == 0, capsys.readouterr().err
+    got = json.loads((proj / "results" / "micro" / "metrics.json").read_text())
+    assert got["cells"]["adv_loss=lsgan"]["test_psnr"]["n"] == 1
+    assert not (tmp_path / "elsewhere" / "results").exists()

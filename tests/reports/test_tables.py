@@ -83,5 +83,19 @@ def test_study_metrics_choose_and_order_the_rows():
     md = study_table(_eval_df(), {"title": "t", "metrics": ["psnr", "l1"]}, None)
     main = md.split("| metric", 1)[1].split("\n\n", 1)[0]   # the comparison table, not the sections below
     rows = [line.split(" | ")[0] for line in main.splitlines() if line.startswith("| ")]
-    assert rows == ["| PSNR (dB) ↑", "| L1 ↓"]
+    assert rows == ["| PSNR (dB) ↑", "| L1 ↓", "| parameters G / D"]   # the metrics, then the networks' sizes
     assert "LPIPS" not in md
+
+
+def test_a_configuration_that_could_not_run_says_so_with_its_reason():
+    df = _eval_df()
+    why = "not run: VGG-19 weights missing (looked for vgg19-dcbb9e9d.pth in /w)"
+    extra = [{**_row("weights.perceptual=33", s, math.nan, math.nan, status="NOT_RUN"), "note": why} for s in (0, 1)]
+    df = pd.concat([df, pd.DataFrame(extra)], ignore_index=True)
+    md = study_table(df, {"title": "t"}, None)
+    psnr = _line(md, "| PSNR (dB) ↑").split(" | ")
+    header = _line(md, "| metric").split(" | ")
+    col = next(i for i, h in enumerate(header) if h.startswith("weights.perceptual=33"))
+    assert psnr[col] == "not run[^notrun]"
+    assert "2 not run" in md
+    assert "[^notrun]: VGG-19 weights missing (looked for vgg19-dcbb9e9d.pth in /w)" in md

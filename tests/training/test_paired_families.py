@@ -4,6 +4,7 @@ inpainter; what it needs (pairing, model input, weights, phases) is declared and
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -82,3 +83,25 @@ def test_a_configuration_needing_missing_vgg_weights_is_not_run(tmp_path):
     with pytest.raises(UnmaskError, match="not run: VGG-19 weights missing"):
         build_trainer(cfg)
     assert trainer_class(cfg).requirements(paired(weights={"adv": 0.0, "l1": 1.0})) == []
+
+
+def test_each_stage_of_a_two_stage_gan_has_its_own_discriminator():
+    trainer = build_trainer(paired(generator={**UNET, "stages": 2}, adv_loss="minimax", n_critic=1,
+                                   discriminator={"name": "patchgan", "image_size": SIZE, "base_channels": 8,
+                                                  "n_layers": 2},
+                                   weights={"adv": 1.0, "l1": 10.0, "ssim": 10.0, "stage1": 10.0}))
+    assert sorted(trainer.discriminators) == ["D1", "D2"]
+    logs = trainer.train_step(make_batch(0))
+    assert {"d_adv_s1", "d_adv_s2", "g_s1_ssim", "g_s2_ssim", "g_adv"} <= logs.keys()
+
+
+def test_a_sweep_plans_configurations_needing_missing_weights_as_not_run(tmp_path):
+    from unmask.studies.sweep import not_run_reasons, not_run_rows
+
+    trials = [{"study": "s", "cell": {"weights.perceptual": p}, "cell_label": f"p={p}", "seed": 0, "image_size": SIZE,
+               "kinds": None, "train": paired(weights={"adv": 0.0, "l1": 1.0, "perceptual": p},
+                                              pretrained_dir=str(tmp_path)).to_dict()} for p in (0.0, 0.5)]
+    reasons = not_run_reasons(trials)
+    assert list(reasons) == [("p=0.5", 0)] and reasons[("p=0.5", 0)].startswith("not run: VGG-19 weights missing")
+    rows = not_run_rows("s", trials, reasons, "synthetic")
+    assert rows["status"].tolist() == ["NOT_RUN"] and math.isnan(rows["test_psnr"].iloc[0])

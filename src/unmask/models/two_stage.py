@@ -27,6 +27,8 @@ class TwoStage(nn.Module):
     :meth:`forward_stages` returns every stage's raw output for per-stage losses.
     """
 
+    n_stages = 2
+
     def __init__(self, stage1: nn.Module, stage2: nn.Module):
         super().__init__()
         self.stage1 = stage1

@@ -75,6 +75,18 @@ def read_trials(path: str | os.PathLike) -> pd.DataFrame:
     return trials
 
 
+def resolve_location(location: str, root: str | os.PathLike | None) -> str:
+    """Where to read a file the project's records name, e.g. a trials table's ``checkpoint``: a path
+    relative to the project root (what a sweep records, ``results/<study>/checkpoints/<key>.pt``) is
+    joined to ``root``, so it does not depend on the working directory; an absolute path, a URI
+    (``s3://``, ``file://``: see :func:`unmask.io.remote.local_copy`), "" or ``root`` None are
+    returned as they are."""
+    location = str(location)
+    if not location or root is None or "://" in location or os.path.isabs(location):
+        return location
+    return os.path.join(os.fspath(root), location)
+
+
 def _first(trials: pd.DataFrame, column: str, default):
     return trials[column].iloc[0] if column in trials.columns and len(trials) else default
 
@@ -82,7 +94,8 @@ def _first(trials: pd.DataFrame, column: str, default):
 def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kinds: Sequence[str] | None,
                    baselines: Sequence[str], lpips_weights_dir: str | os.PathLike | None,
                    out_dir: str | os.PathLike, n_samples: int = 6, batch_size: int = 16,
-                   device: str = "cpu", progress: bool = True) -> pd.DataFrame:
+                   device: str = "cpu", progress: bool = True,
+                   root: str | os.PathLike | None = None) -> pd.DataFrame:
     """Test metrics of every trial (from its checkpoint) and of each baseline; writes
     ``out_dir/eval.parquet`` and ``out_dir/samples.npz`` atomically and returns the table.
 
@@ -94,6 +107,8 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
     ``samples.npz`` holds ``input``/``target`` (N, H, W, 3) and ``mask`` (N, H, W) uint8, ``labels``
     (one per column) and ``out_<i>`` for each label: the first finished trial of each cell (in the
     trials' order), then the baselines. Unknown baselines raise ConfigError; unreadable checkpoints CheckpointError.
+    Relative ``checkpoint`` paths are read from the project root ``root`` (:func:`resolve_location`; None: the
+    working directory); the table keeps them as stored.
     """
     _check_trials(trials)
     baseline_fns = {name: build_baseline(name, key="studies.<study>.baselines") for name in baselines}
@@ -120,10 +135,13 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
                "lpips_note": lpips_note, "checkpoint": t["checkpoint"],
                "steps": _opt_int(t.get("steps")), "image_size": _opt_int(t.get("image_size")),
                "data_source": t.get("data_source", ""), "n_test": 0,
-               "cpu": _text(t.get("cpu")) or eval_cpu, "eval_cpu": eval_cpu}
+               "cpu": _text(t.get("cpu")) or eval_cpu, "eval_cpu": eval_cpu,
+               "note": _text(t.get("error")) if t["status"] != FINISHED else ""}
         if t["status"] == FINISHED:
-            with local_copy(t["checkpoint"]) as ckpt:
+            with local_copy(resolve_location(t["checkpoint"], root)) as ckpt:
                 trainer = load_trainer(ckpt, device=device)
+            row["params_g"] = sum(p.numel() for p in trainer.generators.parameters())
+            row["params_d"] = sum(p.numel() for p in trainer.discriminators.parameters())
             size = row["image_size"] or trainer.cfg.discriminator.image_size
             row["image_size"] = row["image_size"] or size
             sample_size = size if sample_size is None else sample_size

@@ -24,8 +24,10 @@ from unmask.errors import UnmaskError  # noqa: E402
 from unmask.io.atomic import atomic_path, write_text  # noqa: E402
 from unmask.reports.evaluate import EVAL_FILE, SAMPLES_FILE, load_samples  # noqa: E402
 from unmask.reports.paper import paper_table  # noqa: E402
+from unmask.reports.champions import champions_section, measure_champions  # noqa: E402
 from unmask.reports.tables import (  # noqa: E402
     METRICS,
+    _fmt,
     best_cells,
     distribution_kind,
     search_higher_is_better,
@@ -180,15 +182,19 @@ def _trial_labels(study_dir: Path) -> dict[str, str]:
 
 
 def write_reports(results_dir: str | os.PathLike, reports_dir: str | os.PathLike,
-                  studies: Mapping[str, Any]) -> list[Path]:
+                  studies: Mapping[str, Any], test_dir: str | os.PathLike | None = None,
+                  root: str | os.PathLike = ".", lpips_weights_dir: str | None = None) -> list[Path]:
     """For each study (name -> its params entry: ``title``, ``reference``, ``kinds``...) read
     ``results/<study>/{eval.parquet, samples.npz, curves.parquet}`` and write ``reports/<study>.md``,
     ``<study>.png``, ``<study>_curves.png`` (when curves exist) and ``reports/README.md``. Returns the
-    files written. A study without ``eval.parquet`` raises UnmaskError (run the evaluate stage)."""
+    files written. A study without ``eval.parquet`` raises UnmaskError (run the evaluate stage). A study
+    with ``champions`` gets their champions measured on ``test_dir`` (:mod:`unmask.reports.champions`;
+    relative checkpoint paths are taken from the project ``root``)."""
     results_dir, reports_dir = Path(results_dir), Path(reports_dir)
     written: list[Path] = []
     index = ["# Study reports", "",
-             "Re-runs of seed 000's comparisons (see each page for data source, image size, steps and seeds). "
+             "Re-runs of the seeds' comparisons (seed 000's tables, seed 002's U-Net vs cGAN, seed 004's "
+             "FD-StackGAN; see each page for data source, image size, steps, seeds and CPU). "
              "Headline: the best configuration per metric (mean over seeds).", ""]
     for name, study in studies.items():
         meta = _meta(name, study)
@@ -209,6 +215,12 @@ def write_reports(results_dir: str | os.PathLike, reports_dir: str | os.PathLike
             page += ["", f"![each sampled value against {search.get('metric', 'val_psnr')}]({name}_search.png)"]
         else:
             page = [study_table(eval_df, meta, paper)]
+            if meta.get("champions"):
+                if test_dir is None:
+                    raise UnmaskError(f"studies.{name}.champions: the report needs the test split to measure them")
+                champs = measure_champions(meta["champions"], results_dir, test_dir, meta.get("kinds"), root,
+                                           lpips_weights_dir)
+                page += champions_section(champs, eval_df, shown_metrics(eval_df, meta), METRICS, _fmt)
         if (study_dir / SAMPLES_FILE).is_file():
             written.append(comparison_figure(study_dir / SAMPLES_FILE, reports_dir / f"{name}.png"))
             page += ["", f"![input, target and each configuration's output on the same test faces]({name}.png)"]

@@ -21,10 +21,10 @@ import pandas as pd
 
 from unmask.reports.compare import ahead_of_all, beats_section, measured_metrics, noise_section, seed_values
 from unmask.reports.paper import PaperTable
-from unmask.studies.config import HIGHER_IS_BETTER, METRICS as REPORTED
+from unmask.studies.config import DEFAULT_SHOWN, HIGHER_IS_BETTER, NOT_RUN, METRICS as REPORTED
 
 LABELS = {"l1": "L1", "l2": "L2", "psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS", "l1_masked": "L1 masked",
-          "l2_masked": "L2 masked", "psnr_masked": "PSNR masked (dB)"}
+          "l2_masked": "L2 masked", "psnr_masked": "PSNR masked (dB)", "mse255": "MSE (0–255)"}
 # name -> (row label, higher is better), in the order trials report them
 METRICS: dict[str, tuple[str, bool]] = {m: (LABELS[m], m in HIGHER_IS_BETTER) for m in REPORTED}
 NA_LPIPS = "n/a: weights missing"
@@ -57,12 +57,12 @@ def _lpips_footnote(notes: list[str]) -> list[str]:
 def shown_metrics(eval_df: pd.DataFrame, study_meta: Mapping[str, Any]) -> list[str]:
     """The metrics a study's report shows: its ``metrics`` list (in that order) or every metric,
     keeping those the evaluation measured."""
-    wanted = study_meta.get("metrics") or list(METRICS)
+    wanted = study_meta.get("metrics") or list(DEFAULT_SHOWN)
     return [m for m in wanted if m in METRICS and f"test_{m}" in eval_df.columns]
 
 
 def _fmt(metric: str, value: float) -> str:
-    return f"{value:.2f}" if metric.startswith("psnr") else f"{value:.4f}"
+    return f"{value:.2f}" if metric.startswith("psnr") or metric == "mse255" else f"{value:.4f}"
 
 
 def _cell(text: str) -> str:
@@ -87,6 +87,30 @@ def cell_stats(eval_df: pd.DataFrame) -> dict[str, dict[str, tuple[float, float,
     return out
 
 
+def _params(eval_df: pd.DataFrame, label: str) -> str:
+    """A configuration's trainable networks' parameter counts, "G / D" (all generators / all
+    discriminators its trainer trains; "–" when not measured)."""
+    rows = eval_df[(eval_df["role"] == "trial") & (eval_df["cell_label"] == label)]
+    if "params_g" not in rows.columns or rows["params_g"].dropna().empty:
+        return "–"
+    g, d = int(rows["params_g"].dropna().iloc[0]), int(rows["params_d"].dropna().iloc[0])
+    return f"{g:,} / {d:,}"
+
+
+def not_run_cells(eval_df: pd.DataFrame) -> dict[str, str]:
+    """cell_label -> reason, for the cells whose every trial has status NOT_RUN (``note`` holds why)."""
+    trials = eval_df[eval_df["role"] == "trial"]
+    if "status" not in trials.columns:
+        return {}
+    out = {}
+    for label in dict.fromkeys(trials["cell_label"]):
+        rows = trials[trials["cell_label"] == label]
+        if len(rows) and (rows["status"] == NOT_RUN).all():
+            notes = rows["note"].dropna().astype(str) if "note" in rows.columns else pd.Series([], dtype=str)
+            out[label] = (notes.iloc[0] if len(notes) and notes.iloc[0] else "not run").removeprefix("not run: ")
+    return out
+
+
 def best_cells(eval_df: pd.DataFrame) -> dict[str, tuple[list[str], float]]:
     """metric -> (cell labels with the best mean over seeds (ties share it), that mean); metrics no
     cell measured are left out."""
@@ -105,6 +129,7 @@ def _header(eval_df: pd.DataFrame, meta: Mapping[str, Any], stats: dict) -> list
     seeds = sorted({int(s) for s in trials["seed"].dropna()})
     failed = trials[trials["status"] == "ERROR"]
     stopped = trials[trials["status"] == "STOPPED_EARLY"]
+    not_run = trials[trials["status"] == NOT_RUN]
 
     def values(col: str) -> str:
         vals = sorted({str(v) for v in eval_df.loc[eval_df["role"] == "trial", col].dropna()}) if col in eval_df else []
@@ -118,7 +143,8 @@ def _header(eval_df: pd.DataFrame, meta: Mapping[str, Any], stats: dict) -> list
              f"- Training steps per trial: {values('steps')}",
              f"- Seeds: {', '.join(map(str, seeds)) or 'none'} ({len(stats)} configurations, {len(trials)} trials"
              + (f", {len(failed)} failed: {', '.join(map(str, failed['trial_id']))}" if len(failed) else "")
-             + (f", {len(stopped)} stopped early by the scheduler" if len(stopped) else "") + ")",
+             + (f", {len(stopped)} stopped early by the scheduler" if len(stopped) else "")
+             + (f", {len(not_run)} not run (see [^notrun])" if len(not_run) else "") + ")",
              f"- Test images: {', '.join(map(str, n_test)) or 'none'}; metrics re-computed from the checkpoints",
              f"- CPU: {_cpu_text(eval_df)}",
              ""]
@@ -151,6 +177,7 @@ def study_table(eval_df: pd.DataFrame, study_meta: Mapping[str, Any], paper: Pap
     metrics = shown_metrics(eval_df, study_meta)
     ahead = ahead_of_all(seed_values(eval_df), metrics)
     lpips_missing, lpips_notes = _lpips_missing(eval_df, metrics)
+    not_run = not_run_cells(eval_df)
 
     columns = [f"{_cell(label)} (n={max((s[2] for s in st.values()), default=0)})" for label, st in stats.items()]
     columns += [f"baseline: {_cell(name)}" for name in baselines.index]
@@ -165,7 +192,9 @@ def study_table(eval_df: pd.DataFrame, study_meta: Mapping[str, Any], paper: Pap
         row = [f"{name} {'↑' if higher else '↓'}"]
         for label, st in stats.items():
             mean, std, n = st.get(metric, (math.nan, math.nan, 0))
-            if metric == "lpips" and lpips_missing:
+            if label in not_run:
+                row.append("not run[^notrun]")
+            elif metric == "lpips" and lpips_missing:
                 row.append(f"{NA_LPIPS}[^lpips]")
             elif n == 0:
                 row.append("–")
@@ -179,12 +208,17 @@ def study_table(eval_df: pd.DataFrame, study_meta: Mapping[str, Any], paper: Pap
                        else "–" if pd.isna(v) else _fmt(metric, float(v)))
         row += [f"{c.metrics[metric]:g}" if metric in c.metrics else "–" for c in paper_cols]
         lines.append("| " + " | ".join(row) + " |")
+    lines.append("| parameters G / D | " + " | ".join(
+        [_params(eval_df, label) for label in stats]
+        + ["–"] * (len(baselines.index) + len(paper_cols))) + " |")
 
     lines += ["", "Mean ± sample standard deviation over seeds (n = seeds measured); the best mean per metric "
               "among our configurations is in **bold** (↓ lower is better, ↑ higher is better); † marks a "
               "configuration ahead of every other configuration beyond seed noise (each of its seeds better than "
               "every seed of each other configuration, see below). A bold mean without † may be noise. Baselines "
-              "fill the mask without training. Masked metrics average over the occluded pixels only."]
+              "fill the mask without training. Masked metrics average over the occluded pixels only. Parameters count "
+              "every network the configuration trains (CycleGAN: both generators and both critics), at this "
+              "image size."]
     if paper:
         lines += ["", f"Paper columns: {paper.source}; setting: {paper.setting}. They are not comparable "
                   "number for number with ours (different data, image size and training length)."
@@ -194,6 +228,10 @@ def study_table(eval_df: pd.DataFrame, study_meta: Mapping[str, Any], paper: Pap
                            f"studies.{study_meta.get('name', '<study>')}.reference_cell")
     if lpips_missing:
         lines += _lpips_footnote(lpips_notes)
+    if not_run:
+        reasons = "; ".join(sorted(set(not_run.values())))
+        lines += ["", f"[^notrun]: {reasons}. These configurations need pretrained weights that are not on this "
+                      "machine; they were not trained, and no number stands in for them."]
     return "\n".join(lines) + "\n"
 
 

@@ -23,7 +23,9 @@ from unmask.errors import ConfigError
 
 
 # what every trial reports, as val_<name> and test_<name>
-METRICS = ("l1", "l2", "psnr", "ssim", "lpips", "l1_masked", "l2_masked", "psnr_masked")
+METRICS = ("l1", "l2", "psnr", "ssim", "lpips", "l1_masked", "l2_masked", "psnr_masked", "mse255")
+NOT_RUN = "NOT_RUN"   # trials.parquet status of a trial that cannot train here (weights it needs are missing)
+DEFAULT_SHOWN = METRICS[:-1]   # a report's rows unless its study lists `metrics` (mse255 = 255^2 * l2: FD-StackGAN's)
 HIGHER_IS_BETTER = {"psnr", "ssim", "psnr_masked"}
 
 
@@ -174,6 +176,8 @@ class StudyConfig(_Section):
     metrics: Optional[list[str]] = None    # test metrics the report shows, in this order (None: all)
     reference_cell: Optional[str] = None   # cell label the report compares every other cell with
     # beyond seed noise (e.g. "generator.approach=normal"; None: the first cell)
+    champions: list[str] = Field(default_factory=list)   # other studies whose champion the report measures
+    # on this study's test images (seed 004's Table 1 against seeds 000 and 002)
 
     @field_validator("metrics")
     @classmethod
@@ -276,6 +280,15 @@ class StudiesParams(_Section):
                 raise ValueError(f"study name {name!r} is not a plain identifier (a letter, then letters, "
                                  "digits or _): it is used as a file name")
         return studies
+
+    @model_validator(mode="after")
+    def _known_champions(self) -> "StudiesParams":
+        for name, study in self.studies.items():
+            for other in study.champions:
+                if other not in self.studies or other == name:
+                    raise ValueError(f"studies.{name}.champions: {other!r} is not another study "
+                                     f"(have: {', '.join(n for n in self.studies if n != name)})")
+        return self
 
     def study(self, name: str) -> StudyConfig:
         """The study called ``name``; ConfigError naming ``studies.<name>`` when there is none."""

@@ -66,11 +66,12 @@ import unmask
 from unmask.errors import UnmaskError
 from unmask.io.atomic import atomic_dir, atomic_path, write_text
 from unmask.io.remote import local_copy
-from unmask.studies.config import HIGHER_IS_BETTER, METRICS, SearchConfig, StudiesParams, SweepConfig
+from unmask.studies.config import HIGHER_IS_BETTER, METRICS, NOT_RUN, SearchConfig, StudiesParams, SweepConfig
 from unmask.studies.grid import Trial, expand_study, fingerprint, resolve_trial
 from unmask.studies.store import HASH_MEMO, REQUIRED_TEST, TrialStore, data_version, storable, trial_key
 from unmask.studies.trial import train_trial
 from unmask.tracking import PARENT_TAG, configure, experiment_id, flat_params
+from unmask.training import TrainConfig, trainer_class
 from unmask.training.base import CHECKPOINT_NAME
 
 log = logging.getLogger("unmask")
@@ -263,6 +264,7 @@ def study_metrics(name: str, table: pd.DataFrame) -> dict[str, Any]:
     cells = {r["cell_label"]: {c[:-5]: _clean(float(r[c])) for c in means.columns if c.endswith("_mean")}
              for _, r in means.iterrows()}
     return {"study": name, "trials": int(len(table)), "failed": int((table["status"] == FAILED).sum()),
+            "not_run": int((table["status"] == NOT_RUN).sum()),
             "stopped_early": int((table["status"] == STOPPED_EARLY).sum()), "best": best, "cells": cells}
 
 
@@ -398,6 +400,37 @@ RECORD_ONLY = {"parent_run_id", "experiment_id", "trial_key", "trained_by"}   # 
 CURVE_COLS = ["study", "trial_id", "step", "metric", "value"]
 
 
+def not_run_reasons(trials: list[Trial]) -> dict[tuple[str, int], str]:
+    """``(cell label, seed) -> "not run: <why>"`` for the trials whose trainer cannot run them here
+    (``Trainer.requirements``: e.g. VGG-19 weights missing). They are never started."""
+    out = {}
+    for t in trials:
+        cfg = TrainConfig.from_dict(t["train"])
+        reasons = trainer_class(cfg).requirements(cfg)
+        if reasons:
+            out[(t["cell_label"], t["seed"])] = "not run: " + "; ".join(reasons)
+    return out
+
+
+def not_run_rows(name: str, trials: list[Trial], reasons: dict[tuple[str, int], str],
+                 data_source: str) -> pd.DataFrame:
+    """A trials-table row per trial that was not run: status NOT_RUN, the reason in ``error``, no metrics."""
+    rows = []
+    for t in trials:
+        why = reasons.get((t["cell_label"], t["seed"]))
+        if why is None:
+            continue
+        row: dict[str, Any] = {"study": name, "trial_id": "", "cell": json.dumps(t["cell"]),
+                               "cell_label": t["cell_label"], "seed": t["seed"], "status": NOT_RUN,
+                               "steps_done": 0, "checkpoint": "", "steps": int(t["train"]["steps"]),
+                               "image_size": int(t["image_size"]), "data_source": data_source, "error": why,
+                               "model_uri": "", "mlflow_run_id": "", "cpu": "", "lpips_note": "",
+                               "trained_by": "", "reused": False}
+        row.update({f"{split}_{k}": math.nan for split in ("val", "test") for k in METRICS})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def to_train(store: TrialStore, trials: list[Trial], keys: list[str]) -> list[Trial]:
     """The trials of a grid study whose key the store does not hold (each key once)."""
     seen: set[str] = set()
@@ -490,6 +523,11 @@ def run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, re
         if not (data_root / split).is_dir():
             raise UnmaskError(f"{data_root / split}: missing split (run the data stages first: dvc repro split)")
     out_dir = Path(results_dir) / name
+    skipped = not_run_reasons(trials)
+    for why in sorted(set(skipped.values())):
+        log.warning("%s: %d trial(s) %s", name, sum(v == why for v in skipped.values()), why)
+    all_trials = trials
+    trials = [t for t in trials if (t["cell_label"], t["seed"]) not in skipped]
 
     store: TrialStore | None = None
     keys: list[str] = []
@@ -553,7 +591,8 @@ def run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, re
     res = params.sweep.resources
     context = {"data_root": str(data_root), "tracking_uri": tracking_uri, "experiment_id": exp_id,
                "parent_run_id": parent.info.run_id, "cpus": res.cpu,
-               "lpips_weights": params.reports.lpips_weights_dir}
+               "lpips_weights": (str(root / params.reports.lpips_weights_dir)     # relative: from the project root
+                                 if params.reports.lpips_weights_dir else None)}
     try:
         if train:
             table, curves = _sweep(name, study, params, exp_trials, context, storage, exp_path, resume, progress,
@@ -565,6 +604,11 @@ def run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, re
         if store is not None:
             table, curves, links = store_and_tabulate(name, trials, keys, store, table, curves,
                                                       parent.info.run_id, exp_id)
+        if skipped:   # in the study's order: runnable trials as tabulated, then those not run
+            table = pd.concat([table, not_run_rows(name, all_trials, skipped, data_source)], ignore_index=True)
+            order = {(t["cell_label"], t["seed"]): i for i, t in enumerate(all_trials)}
+            table = table.iloc[sorted(range(len(table)), key=lambda i: order.get(
+                (table["cell_label"].iloc[i], int(table["seed"].iloc[i])), len(order)))].reset_index(drop=True)
         problems = failed_trials(table)
         if problems:   # nothing is written or registered: the last good results stay
             raise UnmaskError(f"{name}: {len(problems)} of {len(table)} trials failed ({'; '.join(problems[:2])}"
@@ -582,6 +626,7 @@ def run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, re
         mlflow.log_table(cell_means(table), artifact_file="comparison.json")
         mlflow.log_artifact(str(out_dir / "trials.parquet"))
         mlflow.log_metrics({"trials_failed": metrics["failed"], "trials": metrics["trials"],
+                            "trials_not_run": metrics["not_run"],
                             "trials_stopped_early": metrics["stopped_early"]})
         if store is not None:
             link_reused(links)

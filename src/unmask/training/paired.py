@@ -11,6 +11,9 @@ the known pixels are pasted back into its output, ``out * m + x * (1 - m)``, for
 and for evaluation. A multi-stage generator (``forward_stages``, e.g. :class:`~unmask.models.two_stage.TwoStage`)
 gets the reconstruction and perceptual terms on every stage's output; the terms on a stage before the
 last are scaled by ``stage1`` (FD-StackGAN: stage I alpha 100 / beta 33 against stage II 10 / 3.3, i.e. 10).
+Each stage is its own GAN (FD-StackGAN's G1 + D1, G2 + D2): one discriminator per stage judges that
+stage's composite, and its adversarial term is not scaled by ``stage1`` (the paper's L_a has no weight).
+FD-StackGAN's discriminators also see the occluded input (conditional, eq. 7); ours see the image only.
 
 By default only the adversarial term is on (seed 002's GAN as published); a study names the terms it
 trains with. Generator loss: ``sum_term w[term] * term(out, clean, mask)`` over the reconstruction terms
@@ -56,8 +59,11 @@ class PairedInpaintingTrainer(Trainer):
         return []
 
     def build_networks(self) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
-        gens = {"G": build_generator(self.cfg.generator, cond_channels=1)}   # the mask map as c (B, 1, H, W)
-        discs = {"D": build_discriminator(self.cfg.discriminator)} if self.w["adv"] > 0 else {}
+        gen = build_generator(self.cfg.generator, cond_channels=1)   # the mask map as c (B, 1, H, W)
+        gens = {"G": gen}
+        self.n_stages = getattr(gen, "n_stages", 1)
+        names = ["D"] if self.n_stages == 1 else [f"D{i + 1}" for i in range(self.n_stages)]
+        discs = {n: build_discriminator(self.cfg.discriminator) for n in names} if self.w["adv"] > 0 else {}
         self.terms = {name: LOSS_TERMS.get(name, f"train.weights.{name}")
                       for name in LOSS_TERMS if self.w.get(name, 0.0) > 0}
         self.vgg = None
@@ -84,16 +90,18 @@ class PairedInpaintingTrainer(Trainer):
         update_g = "g" in update
         with torch.set_grad_enabled(update_g):
             outs = self._stages(x, m)
-        comp = composite(outs[-1], x, m)
         logs: dict[str, Tensor] = {}
         totals: dict[str, Tensor] = {}
-        crit = None
-        if self.discriminators_declared():
-            crit = self.critique(self.discriminators["D"], y, comp, update_g)
-            logs["d_adv"] = crit.d_adv
-            if crit.gp is not None:
-                logs["d_gp"] = crit.gp
-            totals["d"] = crit.d_loss
+        crits = []
+        for d, out in zip(self.discriminators.values(), outs):   # one per stage (none without adv)
+            crits.append(self.critique(d, y, composite(out, x, m), update_g))
+        if crits:
+            tag = [""] if len(crits) == 1 else [f"_s{i + 1}" for i in range(len(crits))]
+            for t, crit in zip(tag, crits):
+                logs[f"d_adv{t}"] = crit.d_adv
+                if crit.gp is not None:
+                    logs[f"d_gp{t}"] = crit.gp
+            totals["d"] = sum(c.d_loss for c in crits)
         if update_g:
             g_total = torch.zeros((), device=x.device)
             for i, out in enumerate(outs):
@@ -107,9 +115,10 @@ class PairedInpaintingTrainer(Trainer):
                     value = self.vgg(out, y)
                     g_total = g_total + scale * w["perceptual"] * value
                     logs[f"g_{tag}perceptual"] = value
-            if crit is not None:
-                g_total = g_total + w["adv"] * crit.g_loss
-                logs["g_adv"] = crit.g_loss
+            if crits:
+                adv = sum(c.g_loss for c in crits)
+                g_total = g_total + w["adv"] * adv
+                logs["g_adv"] = adv
             totals["g"] = g_total
         return StepLosses(totals, logs)
 

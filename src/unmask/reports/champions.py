@@ -1,0 +1,102 @@
+"""Other studies' champions on this study's test set (seed 004's Table 1: FD-StackGAN against the
+seed-000 and seed-002 models), measured when the report is written.
+
+A study lists ``champions: [other_study, ...]`` in params.yaml. The champion of a study is its trial
+with the best validation PSNR (the one the sweep registers as the MLflow alias ``champion``; never
+chosen on test). It is loaded from its checkpoint (``results/<other>/trials.parquet``) and measured on
+this study's test images (its occlusion kinds) exactly as ``evaluate`` measures a trial, beside this
+study's own configurations and the baselines. A model trained on other occlusions (seed 002's centre
+holes) is still given the true mask: the comparison says how well each transfers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from unmask.data.torch_datasets import PairedDataset, batches
+from unmask.errors import UnmaskError
+from unmask.io.remote import local_copy
+from unmask.metrics import aggregate, compute_metrics, load_lpips
+from unmask.reports.evaluate import FINISHED, read_trials
+from unmask.training import load_trainer
+
+SELECT_BY = "val_psnr"
+
+
+def champion_row(trials: pd.DataFrame, where: str) -> dict[str, Any]:
+    """The finished trial with the best ``val_psnr``; UnmaskError naming ``where`` when there is none."""
+    done = trials[(trials["status"] == FINISHED) & trials["checkpoint"].astype(str).ne("")]
+    if SELECT_BY in done.columns:
+        done = done.dropna(subset=[SELECT_BY])
+    if done.empty:
+        raise UnmaskError(f"{where}: no finished trial with {SELECT_BY} to take as the champion")
+    return done.loc[done[SELECT_BY].astype(float).idxmax()].to_dict()
+
+
+def _resolve(location: str, root: Path) -> str:
+    if "://" in location or os.path.isabs(location):
+        return location
+    return str(root / location)
+
+
+def measure_champions(names: Sequence[str], results_dir: str | os.PathLike, test_dir: str | os.PathLike,
+                      kinds: Sequence[str] | None, root: str | os.PathLike = ".", lpips_weights_dir: str | None = None,
+                      batch_size: int = 16) -> pd.DataFrame:
+    """One row per named study: ``study``, ``cell_label``, ``seed``, ``test_<metric>``..."""
+    root = Path(root)
+    lpips = load_lpips(lpips_weights_dir)
+    rows = []
+    for name in names:
+        path = Path(results_dir) / name / "trials.parquet"
+        if not path.is_file():
+            raise UnmaskError(f"{path}: missing; the champion of study {name!r} needs its sweep first")
+        best = champion_row(read_trials(path), str(path))
+        with local_copy(_resolve(str(best["checkpoint"]), root)) as ckpt:
+            trainer = load_trainer(ckpt, device="cpu")
+        size = int(best.get("image_size") or trainer.cfg.discriminator.image_size)
+        ds = PairedDataset(test_dir, kinds=list(kinds) if kinds else None, size=size)
+        per_batch = []
+        for batch in batches(ds, batch_size):
+            pred = trainer.translate(batch["occluded"], batch["mask"])
+            per_batch.append(compute_metrics((pred + 1) / 2, (batch["clean"].float() + 1) / 2, mask=batch["mask"],
+                                             lpips=lpips))
+        metrics = aggregate(per_batch)
+        rows.append({"study": name, "cell_label": str(best["cell_label"]), "seed": int(best["seed"]),
+                     "framework": trainer.framework, "model_input": trainer.model_input,
+                     "image_size": size, "n_test": len(ds),
+                     **{f"test_{k}": float(v) for k, v in metrics.items()}})
+    return pd.DataFrame(rows)
+
+
+def champions_section(champions: pd.DataFrame, eval_df: pd.DataFrame, metrics: Sequence[str],
+                      labels: Mapping[str, tuple[str, bool]], fmt) -> list[str]:
+    """Markdown: this study's best configuration per metric, each champion, the baselines."""
+    if champions.empty:
+        return []
+    trials = eval_df[eval_df["role"] == "trial"]
+    base = eval_df[eval_df["role"] == "baseline"].drop_duplicates("cell_label")
+    cols = ["this study's best (mean over seeds)"] + [f"champion of {r.study}: {r.cell_label} seed {r.seed}"
+                                                      for r in champions.itertuples()]
+    cols += [f"baseline: {b}" for b in base["cell_label"]]
+    lines = ["", "## Against other studies' champions (same test images)", "",
+             "| metric | " + " | ".join(c.replace("|", "\\|") for c in cols) + " |",
+             "|---|" + "---:|" * len(cols)]
+    for m in metrics:
+        col = f"test_{m}"
+        name, higher = labels[m]
+        means = trials.groupby("cell_label", sort=False)[col].mean().dropna() if col in trials else pd.Series([])
+        best = (means.max() if higher else means.min()) if len(means) else math.nan
+        row = [f"{name} {'↑' if higher else '↓'}", "–" if math.isnan(best) else fmt(m, best)]
+        row += ["–" if pd.isna(v) else fmt(m, float(v)) for v in champions.get(col, [math.nan] * len(champions))]
+        row += ["–" if pd.isna(v) else fmt(m, float(v)) for v in base.get(col, [math.nan] * len(base))]
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "A champion is its study's trial with the best validation PSNR (the registered `champion` "
+                  "model), measured here on this study's test images and occlusion kinds with the true mask "
+                  "where its model takes one; a CycleGAN champion sees the image only. One trial, one seed: "
+                  "no spread is known for it, so a difference to it is not called beyond noise."]
+    return lines
