@@ -30,3 +30,25 @@ def real_faces_dir() -> Path:
 @pytest.fixture
 def masktheface_dir() -> Path:
     return shared_dir("masktheface")
+
+
+def _refuse(*args, **kwargs):
+    raise AssertionError("network access attempted")
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No way out to the network, and an empty torch hub cache (returned): for the loaders of
+    pretrained weights, which must never download."""
+    import socket
+    import urllib.request
+
+    import torch
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", _refuse)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", _refuse)
+    monkeypatch.setattr(urllib.request, "urlopen", _refuse)
+    monkeypatch.setattr(socket.socket, "connect", _refuse)
+    hub = tmp_path / "hub"
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
+    return hub

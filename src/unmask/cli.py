@@ -35,6 +35,17 @@ def _parser() -> argparse.ArgumentParser:
             "study", help="a study name under `studies:` in params.yaml")
     ui = sub.add_parser("ui", help="MLflow UI over the project's tracking store, on 127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
+    inf = sub.add_parser("infer", help="restore the faces in your own photos of masked people",
+                         description="Detect, align, unmask and blend back every face of a photo or a folder "
+                                     "of photos; unreadable photos and photos without a face are listed in "
+                                     "OUT/rejected.csv and the run goes on.")
+    inf.add_argument("photos", help="a photo or a folder of photos")
+    inf.add_argument("--out", required=True, help="folder for the restored photos (PNG, same names)")
+    inf.add_argument("--model", default=None,
+                     help="a trial checkpoint (.pt) or STUDY:champion (default: the best champion under "
+                          "results/ that takes what you give: with --mask a paired inpainter may be chosen)")
+    inf.add_argument("--mask", default=None, help="the occlusion mask of the one photo (white = occluded)")
+    inf.add_argument("--side-by-side", action="store_true", help="write input | region | output")
     return p
 
 
@@ -151,6 +162,20 @@ def main(argv: list[str] | None = None) -> int:
             uri = resolve_uri(tracking, root.resolve())
             check_store(uri)
             return serve_ui(uri, resolve_artifact_root(tracking, root.resolve()), port=args.port)
+        if args.command == "infer":
+            from unmask.infer import default_model, infer, load_unmasker
+            from unmask.studies import parse_study_params
+
+            spec = args.model or default_model(root, list(parse_study_params(params).studies),
+                                               need_mask_free=args.mask is None)
+            model = load_unmasker(spec, root)
+            print(f"unmask infer: model {model.name} ({model.size} px, input "
+                  f"{model.trainer.model_input})", file=sys.stderr)
+            written, rejected = infer(args.photos, args.out, model, mask=args.mask, side=args.side_by_side,
+                                      progress=not args.quiet)
+            print(f"unmask infer: {written} photo(s) written to {args.out}; {len(rejected)} rejected "
+                  f"(see {Path(args.out) / 'rejected.csv'})", file=sys.stderr)
+            return 0
         if args.command == "sweep":
             rc = _rerun_sweep(params, argv if argv is not None else sys.argv[1:])
             if rc is not None:

@@ -151,6 +151,8 @@ def _format_error(source: str, err: ValidationError) -> str:
         if "input" in e and not isinstance(e["input"], (dict, list)):
             msg += f" (got {e['input']!r})"
     more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    if not e["loc"]:      # a check across sections names its own keys
+        return f"{source}: {msg}{more}"
     return f"{source}: {key}: {msg}{more}"
 
 

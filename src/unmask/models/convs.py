@@ -15,6 +15,7 @@ network how to wire it:
 Kinds:
 
 * ``plain``: ``nn.Conv2d`` (``nn.ConvTranspose2d`` with ``transpose=True``).
+* ``imputed`` (:class:`ImputedConv`): needs the mask; see its docstring.
 * ``gated`` (DeepFill v2, Yu et al. 2019): one conv with ``2 * out_ch`` outputs split into features
   ``f`` (the first ``out_ch`` channels) and gate ``g`` (the rest); ``y = phi(f) * sigmoid(g)`` where
   ``phi`` is the ``activation`` (identity when None, so the bare conv is ``f * sigmoid(g)``).
@@ -40,7 +41,7 @@ ACTIVATIONS = ("relu", "swish", "leaky_relu")
 LEAKY_SLOPE = 0.2
 """Slope of ``leaky_relu`` (pix2pix, DCGAN, seed 002's encoder)."""
 
-__all__ = ["ACTIVATIONS", "CONVS", "NORMS", "GatedConv", "PlainConv", "conv_norm_act", "make_act",
+__all__ = ["ACTIVATIONS", "CONVS", "NORMS", "GatedConv", "ImputedConv", "PlainConv", "conv_norm_act", "make_act",
            "make_conv", "make_norm"]
 
 
@@ -78,6 +79,53 @@ class GatedConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features, gate = self.conv(x).chunk(2, dim=1)
         return self.activation(features) * torch.sigmoid(gate)
+
+
+@CONVS.register("imputed")
+class ImputedConv(nn.Module):
+    """Imputed convolution (DeepPrivacy, Hukkelaas et al. 2020; seed 001). Mask convention: ``known`` is
+    1 on known pixels (the opposite of the hole mask).
+
+    * estimate of the unknown pixels from their known neighbours:
+      ``E = depthwise_conv(x * m) / (avg_k(m) + eps)``, the depthwise kernel learnable and initialised
+      to the window average ``1 / k^2`` (so E starts as the mean of the known pixels in the window);
+    * input ``x * m + E * (1 - m)``, then the ordinary conv (any stride);
+    * certainty update ``m' = clamp((sigmoid(conv_ones(m)) - 0.5) * 2, 0, 1)``, ``conv_ones`` a
+      learnable one-channel conv with the layer's kernel, stride and dilation, initialised to ones.
+
+    The extra parameters are ``in_ch * k^2 + k^2`` against the conv's ``in_ch * out_ch * k^2``: about
+    ``1 / out_ch`` more (2 % at 64 channels), where a gated conv doubles them.
+    """
+
+    needs_mask = True
+    fuses_activation = False
+    supports_transpose = False
+    EPS = 1e-6
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, padding: int = 0,
+                 dilation: int = 1, bias: bool = True):
+        super().__init__()
+        same = dilation * (kernel - 1) // 2
+        self.impute = nn.Conv2d(in_ch, in_ch, kernel, padding=same, dilation=dilation, groups=in_ch, bias=False)
+        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=padding, dilation=dilation, bias=bias)
+        self.certainty = nn.Conv2d(1, 1, kernel, stride=stride, padding=padding, dilation=dilation, bias=False)
+        self.register_buffer("window", torch.full((1, 1, kernel, kernel), 1.0 / kernel ** 2), persistent=False)
+        self.same, self.dilation = same, dilation
+        with torch.no_grad():
+            self.impute.weight.fill_(1.0 / kernel ** 2)
+            self.certainty.weight.fill_(1.0)
+        self.out_channels = out_ch
+
+    def estimate(self, x: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        """The input with unknown pixels replaced by the estimate from their known neighbours."""
+        avg = nn.functional.conv2d(known, self.window, padding=self.same, dilation=self.dilation)
+        est = self.impute(x * known) / (avg + self.EPS)
+        return x * known + est * (1 - known)
+
+    def forward(self, x: torch.Tensor, known: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.conv(self.estimate(x, known))
+        new = ((torch.sigmoid(self.certainty(known)) - 0.5) * 2).clamp(0.0, 1.0)
+        return y, new
 
 
 def make_conv(kind: str, in_ch: int, out_ch: int, kernel: int, stride: int = 1, padding: int = 0,

@@ -17,6 +17,7 @@ from torch import nn
 
 from unmask.errors import ConfigError
 from unmask.models.choices import check_int
+from unmask.models.discriminators import check_depth
 from unmask.models.registry import DISCRIMINATORS
 
 INIT_STD = 0.02
@@ -36,15 +37,7 @@ class DCGANConfig:
     def __post_init__(self) -> None:
         check_int("discriminator.image_size", self.image_size, 16)
         check_int("discriminator.base_channels", self.base_channels, 1)
-        cap = int(math.log2(self.image_size)) - 2
-        if self.n_layers is not None:
-            check_int("discriminator.n_layers", self.n_layers, 1)
-            if self.n_layers > cap:
-                raise ConfigError(f"discriminator.n_layers: {self.n_layers} halvings of "
-                                  f"{self.image_size} px leave less than 4 px; at most {cap}")
-        if self.image_size % 2 ** self.depth:
-            raise ConfigError(f"discriminator.image_size: {self.image_size} is not divisible by "
-                              f"2**{self.depth} (the number of stride-2 layers)")
+        check_depth(self.image_size, self.n_layers, self.depth)
 
     @property
     def depth(self) -> int:

@@ -27,6 +27,20 @@ from unmask.models.choices import check_choice, check_int
 PAPER_DEPTH = {"stargan": 6, "patchgan": 3, "red": 6}
 
 
+def check_depth(image_size: int, n_layers: int | None, depth: int) -> None:
+    """A discriminator's stride-2 depth fits its image: an explicit ``n_layers`` leaves at least a 4 px
+    map, and ``image_size`` divides by ``2**depth``; ConfigError naming the key otherwise."""
+    cap = int(math.log2(image_size)) - 2
+    if n_layers is not None:
+        check_int("discriminator.n_layers", n_layers, 1)
+        if n_layers > cap:
+            raise ConfigError(f"discriminator.n_layers: {n_layers} halvings of {image_size} px leave "
+                              f"less than 4 px; at most {cap}")
+    if image_size % 2 ** depth:
+        raise ConfigError(f"discriminator.image_size: {image_size} is not divisible by 2**{depth} "
+                          "(the number of stride-2 layers)")
+
+
 @dataclass
 class DiscriminatorConfig:
     """Discriminator choices; checked on construction (ConfigError naming ``discriminator.<key>``)."""
@@ -42,15 +56,7 @@ class DiscriminatorConfig:
         check_int("discriminator.image_size", self.image_size, 16)
         check_int("discriminator.base_channels", self.base_channels, 1)
         check_int("discriminator.n_classes", self.n_classes, 0)
-        cap = int(math.log2(self.image_size)) - 2
-        if self.n_layers is not None:
-            check_int("discriminator.n_layers", self.n_layers, 1)
-            if self.n_layers > cap:
-                raise ConfigError(f"discriminator.n_layers: {self.n_layers} halvings of "
-                                  f"{self.image_size} px leave less than 4 px; at most {cap}")
-        if self.image_size % 2 ** self.depth:
-            raise ConfigError(f"discriminator.image_size: {self.image_size} is not divisible by "
-                              f"2**{self.depth} (the number of stride-2 layers)")
+        check_depth(self.image_size, self.n_layers, self.depth)
 
     @property
     def depth(self) -> int:
