@@ -98,7 +98,7 @@ def run_evaluate(params: Params, study: str, root: Path = Path("."), progress: b
     # read_trials: a damaged table is one line naming it. Paths in the table (checkpoint) and in
     # params.yaml (lpips_weights_dir) are relative to the project root, not to the working directory.
     weights = sp.reports.lpips_weights_dir
-    table = evaluate_study(read_trials(trials), root / SPLITS_DIR / "test", cfg.kinds, cfg.baselines,
+    table = evaluate_study(read_trials(trials), root / SPLITS_DIR / "test", cfg.test_kinds or cfg.kinds, cfg.baselines,
                            resolve_location(weights, root) if weights else None, out, n_samples=sp.reports.n_samples,
                            device="cuda" if torch.cuda.is_available() else "cpu", progress=progress, root=root)
     write_metrics_json(table, out / METRICS_FILE, study)

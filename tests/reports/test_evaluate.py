@@ -198,3 +198,20 @@ def test_cli_evaluate_with_root_from_another_directory(study, tmp_path, monkeypa
     got = json.loads((proj / "results" / "micro" / "metrics.json").read_text())
     assert got["cells"]["adv_loss=lsgan"]["test_psnr"]["n"] == 1
     assert not (tmp_path / "elsewhere" / "results").exists()
+
+
+def test_metrics_are_also_broken_down_by_occlusion_kind(study, tmp_path):
+    from unmask.reports.tables import per_kind_section
+
+    splits, _, trials, _ = study
+    table = evaluate_study(trials, splits / "test", None, [], None, tmp_path, n_samples=1, batch_size=4,
+                           progress=False)
+    kinds = PairedDataset(splits / "test", size=SIZE).kinds
+    row = table[table.trial_id == "t0"].iloc[0]
+    if len(set(kinds)) < 2:
+        pytest.skip("the micro test split drew one occlusion kind")
+    per = {k: row[f"test_psnr@{k}"] for k in set(kinds)}
+    overall = sum(per[k] * kinds.count(k) for k in per) / len(kinds)   # the overall mean is their weighted mean
+    assert overall == pytest.approx(row["test_psnr"], rel=1e-6)
+    lines = per_kind_section(table, ["psnr"])
+    assert lines[1] == "## Per occlusion kind" and all(f"PSNR (dB) {k}" in lines[3] for k in per)

@@ -95,3 +95,20 @@ def test_put_that_fails_leaves_no_entry(tmp_path):
     with pytest.raises(FileNotFoundError):
         store.put("k", _row(tmp_path / "missing.pt"), pd.DataFrame(), trained_by="a")
     assert store.load("k") is None and not store.entry("k").exists()
+
+
+def test_a_study_testing_on_other_kinds_gets_its_own_trials():
+    from unmask.config import parse_params
+    from unmask.studies.config import parse_study_params
+    from unmask.studies.grid import expand_study
+
+    seg = {"framework": "segmenter", "generator": {"name": "unet", "depth": 3, "base_channels": 8,
+                                                   "out_channels": 1}, "weights": {"dice": 1.0}}
+    raw = {"studies": {"seen": {"kinds": ["surgical", "n95"], "train": seg, "grid": {"lr_g": [1e-3]}},
+                       "unseen": {"kinds": ["surgical", "n95"], "test_kinds": ["cloth"], "train": seg,
+                                  "grid": {"lr_g": [1e-3]}}}}
+    sp = parse_study_params(parse_params(raw))
+    seen, unseen = expand_study(sp, "seen")[0], expand_study(sp, "unseen")[0]
+    assert "test_kinds" not in seen and unseen["test_kinds"] == ["cloth"]
+    assert trial_key(seen, "d") != trial_key(unseen, "d")      # measured differently: not shared
+    assert trial_key(seen, "d") == trial_key({**seen}, "d")

@@ -5,17 +5,22 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from unmask.models import DiscriminatorConfig, GeneratorConfig
+from unmask.models import DiscriminatorConfig, GeneratorConfig, UNetConfig
 from unmask.training import TrainConfig
 
 SIZE = 32
 
 
+SEGMENTER_NET = {"name": "unet", "depth": 3, "base_channels": 8, "norm": "batch", "out_channels": 1}
+
+
 def tiny_config(**overrides) -> TrainConfig:
     gen = overrides.pop("generator", {})
     disc = overrides.pop("discriminator", {})
+    generator = (UNetConfig(**{**SEGMENTER_NET, **gen}) if overrides.get("framework") == "segmenter"
+                 else GeneratorConfig(**{"base_channels": 8, "n_blocks": 1, **gen}))
     kw = dict(threads=1, device="cpu", batch_size=4, steps=4, val_every=0, checkpoint_every=0, log_every=1,
-              generator=GeneratorConfig(**{"base_channels": 8, "n_blocks": 1, **gen}),
+              generator=generator,
               discriminator=DiscriminatorConfig(**{"image_size": SIZE, "base_channels": 8, **disc}))
     kw.update(overrides)
     return TrainConfig(**kw)

@@ -66,6 +66,7 @@ class UNetConfig:
     middle_dilation: int = 2         # dilation of the middle blocks' 3x3 conv
     se_reduction: int = 16           # SE bottleneck ratio (channels // reduction, at least 1)
     stages: int = 1                  # 1, or 2: TwoStage, stage II sees cat(stage-I input, stage-I output)
+    out_channels: int = 3            # 3: an image; 1: a mask (the segmenter), both through tanh
 
     def __post_init__(self) -> None:
         check_int("generator.depth", self.depth, 1)
@@ -88,6 +89,10 @@ class UNetConfig:
         check_int("generator.se_reduction", self.se_reduction, 1)
         if self.stages not in (1, 2) or isinstance(self.stages, bool):
             raise ConfigError(f"generator.stages: must be 1 or 2, got {self.stages!r}")
+        if self.out_channels not in (1, 3) or isinstance(self.out_channels, bool):
+            raise ConfigError(f"generator.out_channels: must be 3 (an image) or 1 (a mask), got {self.out_channels!r}")
+        if self.stages == 2 and self.out_channels != 3:
+            raise ConfigError("generator.out_channels: a two-stage U-Net outputs an image (3)")
 
     def widths(self) -> list[int]:
         """Channels of the encoder levels (and of the decoder layer of the same size)."""
@@ -119,7 +124,7 @@ def with_conditions(x: torch.Tensor, c: torch.Tensor | None, n: int) -> torch.Te
 
 class UNet(nn.Module):
     """One U-Net: ``forward(x, c)`` maps ``x`` (B, in_channels, H, W) (+ ``c``, ``cond_channels`` maps)
-    to an image (B, 3, H, W) in [-1, 1] (tanh).
+    to an image (B, out_channels, H, W) in [-1, 1] (tanh).
 
     Parts: ``down`` (encoder levels, shallowest first), ``middle`` (blocks at the bottleneck),
     ``up`` (decoder layers, ``up[i]`` brings level i+1's size to level i's; deepest last), ``out``
@@ -148,7 +153,7 @@ class UNet(nn.Module):
             in_ch = widths[i + 1] if i + 1 == cfg.depth - 1 else 2 * widths[i + 1]
             self.up.append(self._up(cfg.conv, in_ch, widths[i], cfg.norm, cfg.act))
         out_in = widths[0] if cfg.depth == 1 else 2 * widths[0]
-        self.out = self._up("plain", out_in, 3, "none", None)
+        self.out = self._up("plain", out_in, cfg.out_channels, "none", None)
 
     def _up(self, kind: str, in_ch: int, out_ch: int, norm: str, act: str | None) -> nn.Module:
         if self.cfg.upsample == "transpose":

@@ -29,13 +29,17 @@ SELECT_BY = "val_psnr"
 
 
 def champion_row(trials: pd.DataFrame, where: str) -> dict[str, Any]:
-    """The finished trial with the best ``val_psnr``; UnmaskError naming ``where`` when there is none."""
+    """The finished trial with the best validation metric its trainer chooses on (``val_psnr``; a
+    segmenter's ``val_dice``); UnmaskError naming ``where`` when there is none."""
+    from unmask.studies.store import select_by
+
+    metric = select_by(trials) if "framework" in trials.columns else SELECT_BY
     done = trials[(trials["status"] == FINISHED) & trials["checkpoint"].astype(str).ne("")]
-    if SELECT_BY in done.columns:
-        done = done.dropna(subset=[SELECT_BY])
-    if done.empty:
-        raise UnmaskError(f"{where}: no finished trial with {SELECT_BY} to take as the champion")
-    return done.loc[done[SELECT_BY].astype(float).idxmax()].to_dict()
+    if metric in done.columns:
+        done = done.dropna(subset=[metric])
+    if done.empty or metric not in done.columns:
+        raise UnmaskError(f"{where}: no finished trial with {metric} to take as the champion")
+    return done.loc[done[metric].astype(float).idxmax()].to_dict()
 
 
 def _resolve(location: str, root: Path) -> str:

@@ -10,6 +10,7 @@ faces and every configuration's output on them are kept for the comparison figur
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -47,6 +48,28 @@ def _measure(outputs: Iterable[tuple[torch.Tensor, dict[str, torch.Tensor]]],
             kept.append(to_uint8(pred[: n_keep - n]))
             n += len(kept[-1])
     return aggregate(per_batch), np.concatenate(kept) if kept else np.zeros((0, 1, 1, 3), np.uint8)
+
+
+def _measure_trainer(trainer, ds: Subset, batch_size: int, lpips, n_keep: int
+                     ) -> tuple[dict[str, float], np.ndarray]:
+    """Mean of the trainer's own test metrics (:meth:`~unmask.training.Trainer.measure`: image metrics,
+    or a segmenter's mask metrics) over ``ds``, and per occlusion kind as ``<metric>@<kind>`` when it
+    holds several; and the first ``n_keep`` outputs as uint8."""
+    per_batch, kept, n = [], [], 0
+    for b in batches(ds, batch_size):
+        per_batch.append(trainer.measure(b, lpips))
+        if n < n_keep:
+            kept.append(to_uint8(trainer.translate(b["occluded"], b["mask"])[: n_keep - n]))
+            n += len(kept[-1])
+    means = aggregate(per_batch)
+    kinds = np.array([ds.dataset.kinds[i] for i in ds.indices])
+    if len(set(kinds)) > 1:
+        for metric in per_batch[0] if per_batch else ():
+            values = torch.cat([torch.as_tensor(b[metric]).double().flatten().cpu() for b in per_batch]).numpy()
+            for kind in sorted(set(kinds)):
+                sel = values[kinds == kind]
+                means[f"{metric}@{kind}"] = float(np.nanmean(sel)) if np.isfinite(sel).any() else math.nan
+    return means, np.concatenate(kept) if kept else np.zeros((0, 1, 1, 3), np.uint8)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -147,8 +170,7 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
             sample_size = size if sample_size is None else sample_size
             ds = dataset(size)
             keep = n_samples if size == sample_size and t["cell_label"] not in samples else 0
-            means, kept = _measure(((trainer.translate(b["occluded"], b["mask"]), b)
-                                    for b in batches(ds, batch_size)), lpips, keep)
+            means, kept = _measure_trainer(trainer, ds, batch_size, lpips, keep)
             row.update({f"test_{k}": v for k, v in means.items()}, n_test=len(ds))
             if keep:
                 samples[t["cell_label"]] = kept

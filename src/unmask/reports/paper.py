@@ -137,6 +137,20 @@ PAPER: dict[str, PaperTable] = {
              "(MSE + DSSIM) / 2. Their GAN is adversarial-only; our cGAN adds the same reconstruction loss "
              "as the U-Net (their Discussion's suggested fix), so the two differ only by the adversarial term.",
     ),
+    "paper_seed001_segmentation": PaperTable(
+        source="seed 001, Section 4.1 (U-Net mask segmentation, Dice loss)",
+        setting="30,000 CelebA-HQ faces with MaskTheFace masks at 256 px, 5 epochs, learning rate 1e-3",
+        columns=_cols(["U-Net, Dice loss"], {"pixel_acc": [0.99]}),
+        note="The paper states only \"about 99 %\" pixel accuracy; it reports no IoU or Dice.",
+    ),
+    "paper_seed001_conv_type": PaperTable(
+        source="seed 001, Sections 2.3 and 4.3.1 (imputed vs gated convolution)",
+        setting="CelebA-HQ with MaskTheFace masks at 256 px, 7 epochs, learning rate 1e-3, LeakyReLU, LayerNorm",
+        columns=(),
+        note="The paper compares the two by pictures only (its Fig. 11) and reports no numbers. Its claim on size: "
+             "imputed convolution adds about 2 % parameters where gated convolution doubles them; compare "
+             "our parameters row (the generator's count includes both stages and the plain output convs).",
+    ),
     "paper_seed004_table2": PaperTable(
         source="seed 004, Table 2 (FD-StackGAN: single-stage vs two-stage network)",
         setting=SEED004_SETTING,

@@ -24,7 +24,8 @@ from unmask.reports.paper import PaperTable
 from unmask.studies.config import DEFAULT_SHOWN, HIGHER_IS_BETTER, NOT_RUN, METRICS as REPORTED
 
 LABELS = {"l1": "L1", "l2": "L2", "psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS", "l1_masked": "L1 masked",
-          "l2_masked": "L2 masked", "psnr_masked": "PSNR masked (dB)", "mse255": "MSE (0–255)"}
+          "l2_masked": "L2 masked", "psnr_masked": "PSNR masked (dB)", "mse255": "MSE (0–255)",
+          "pixel_acc": "pixel accuracy", "iou": "IoU", "dice": "Dice"}
 # name -> (row label, higher is better), in the order trials report them
 METRICS: dict[str, tuple[str, bool]] = {m: (LABELS[m], m in HIGHER_IS_BETTER) for m in REPORTED}
 NA_LPIPS = "n/a: weights missing"
@@ -85,6 +86,29 @@ def cell_stats(eval_df: pd.DataFrame) -> dict[str, dict[str, tuple[float, float,
                                  float(v.std(ddof=1)) if len(v) > 1 else math.nan, len(v))
         out[label] = stats
     return out
+
+
+def per_kind_section(eval_df: pd.DataFrame, metrics: list[str]) -> list[str]:
+    """Markdown: each configuration's mean over seeds of each metric, per occlusion kind of the test set
+    (evaluate's ``test_<metric>@<kind>`` columns)."""
+    trials = eval_df[eval_df["role"] == "trial"]
+    kinds = sorted({c.split("@", 1)[1] for c in trials.columns if c.startswith("test_") and "@" in c})
+    if not kinds:
+        return []
+    lines = ["", "## Per occlusion kind", "",
+             "| configuration | " + " | ".join(f"{METRICS[m][0]} {k}" for m in metrics for k in kinds) + " |",
+             "|---|" + "---:|" * (len(metrics) * len(kinds))]
+    for label in dict.fromkeys(trials["cell_label"]):
+        rows = trials[trials["cell_label"] == label]
+        cells = []
+        for m in metrics:
+            for k in kinds:
+                v = rows.get(f"test_{m}@{k}", pd.Series(dtype=float)).dropna()
+                cells.append(_fmt(m, float(v.mean())) + (f" ± {_fmt(m, float(v.std()))}" if len(v) > 1 else "")
+                             if len(v) else "–")
+        lines.append(f"| {_cell(label)} | " + " | ".join(cells) + " |")
+    lines += ["", "Mean ± std over seeds of each metric on the test images of one occlusion kind."]
+    return lines
 
 
 def _params(eval_df: pd.DataFrame, label: str) -> str:
@@ -228,6 +252,8 @@ def study_table(eval_df: pd.DataFrame, study_meta: Mapping[str, Any], paper: Pap
                            f"studies.{study_meta.get('name', '<study>')}.reference_cell")
     if lpips_missing:
         lines += _lpips_footnote(lpips_notes)
+    if study_meta.get("per_kind"):
+        lines += per_kind_section(eval_df, metrics)
     if not_run:
         reasons = "; ".join(sorted(set(not_run.values())))
         lines += ["", f"[^notrun]: {reasons}. These configurations need pretrained weights that are not on this "

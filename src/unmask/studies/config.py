@@ -23,10 +23,12 @@ from unmask.errors import ConfigError
 
 
 # what every trial reports, as val_<name> and test_<name>
-METRICS = ("l1", "l2", "psnr", "ssim", "lpips", "l1_masked", "l2_masked", "psnr_masked", "mse255")
+IMAGE_METRICS = ("l1", "l2", "psnr", "ssim", "lpips", "l1_masked", "l2_masked", "psnr_masked", "mse255")
+MASK_METRICS = ("pixel_acc", "iou", "dice")      # a segmenter's (seed 001)
+METRICS = IMAGE_METRICS + MASK_METRICS
 NOT_RUN = "NOT_RUN"   # trials.parquet status of a trial that cannot train here (weights it needs are missing)
-DEFAULT_SHOWN = METRICS[:-1]   # a report's rows unless its study lists `metrics` (mse255 = 255^2 * l2: FD-StackGAN's)
-HIGHER_IS_BETTER = {"psnr", "ssim", "psnr_masked"}
+DEFAULT_SHOWN = IMAGE_METRICS[:-1]   # a report's rows unless its study lists `metrics` (mse255 = 255^2 * l2: FD-StackGAN's)
+HIGHER_IS_BETTER = {"psnr", "ssim", "psnr_masked", *MASK_METRICS}
 
 
 class _Section(BaseModel):
@@ -170,12 +172,15 @@ class StudyConfig(_Section):
     # beside the grid, e.g. a reference method with another framework (Table 4's paired inpainter)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     kinds: Optional[list[str]] = None      # occlusion kinds to train and test on (None: all)
+    test_kinds: Optional[list[str]] = None  # kinds the test split is measured on, when not `kinds`
+    # (how a model does on occlusions it was not trained on)
     baselines: list[str] = Field(default_factory=list)
     reference: Optional[str] = None        # key into the paper's numbers (reports)
     search: Optional[SearchConfig] = None  # tune instead of tabulate (then no grid, one seed)
     metrics: Optional[list[str]] = None    # test metrics the report shows, in this order (None: all)
     reference_cell: Optional[str] = None   # cell label the report compares every other cell with
     # beyond seed noise (e.g. "generator.approach=normal"; None: the first cell)
+    per_kind: bool = False                  # the report also breaks each metric down by occlusion kind
     champions: list[str] = Field(default_factory=list)   # other studies whose champion the report measures
     # on this study's test images (seed 004's Table 1 against seeds 000 and 002)
 
@@ -208,7 +213,7 @@ class StudyConfig(_Section):
             raise ValueError(f"unknown paper table {key!r}; choose from {', '.join(PAPER_TABLES)}")
         return key
 
-    @field_validator("kinds")
+    @field_validator("kinds", "test_kinds")
     @classmethod
     def _known_kinds(cls, kinds: Optional[list[str]]) -> Optional[list[str]]:
         from unmask.data.occlusions import OCCLUDERS

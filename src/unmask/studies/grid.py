@@ -22,8 +22,9 @@ from unmask.training.base import resolve_weights
 DEFAULT_IMAGE_SIZE = 64
 
 
-class Trial(TypedDict):
-    """One trial's configuration: plain data, so Ray Tune can ship and store it."""
+class Trial(TypedDict, total=False):
+    """One trial's configuration: plain data, so Ray Tune can ship and store it (``test_kinds`` only
+    when the study measures other kinds than it trains on)."""
 
     study: str
     cell: dict[str, Any]       # the grid overrides of this cell (dotted keys)
@@ -32,6 +33,7 @@ class Trial(TypedDict):
     image_size: int
     kinds: list[str] | None
     train: dict[str, Any]      # TrainConfig.to_dict() of the trial
+    test_kinds: list[str]      # the kinds its test split is measured on (default: kinds)
 
 
 def _label_value(value: Any) -> str:
@@ -149,11 +151,12 @@ def expand_study(params: StudiesParams, study: str) -> list[Trial]:
     keys = list(cfg.grid)
     cells = [dict(zip(keys, values)) for values in itertools.product(*(cfg.grid[k] for k in keys))]
     trials: list[Trial] = []
+    extra = {"test_kinds": cfg.test_kinds} if cfg.test_kinds else {}
     for cell in [*cells, *cfg.extra_cells]:
         for seed in cfg.seeds:
             train, size = build_train(params, study, cell, seed)
             trials.append(Trial(study=study, cell=cell, cell_label=cell_label(cell), seed=seed,
-                                image_size=size, kinds=cfg.kinds, train=train))
+                                image_size=size, kinds=cfg.kinds, train=train, **extra))
     return trials
 
 

@@ -40,9 +40,33 @@ RECORD, CHECKPOINT, CURVES = "record.json", "last.pt", "curves.parquet"
 SPLITS = ("train", "val", "test")
 HASH_MEMO = "data_hashes.json"
 FINISHED = "TERMINATED"
-# test metrics that must be finite for a trial to be stored (LPIPS may be n/a: its note says why)
-REQUIRED_TEST = ("test_l1", "test_l2", "test_psnr", "test_ssim", "test_l1_masked", "test_l2_masked",
-                 "test_psnr_masked")
+
+
+def required_test(row: dict[str, Any]) -> tuple[str, ...]:
+    """The test metrics that must be finite for a trial row to count as finished well: those its
+    trainer declares (``Trainer.REQUIRED_METRICS``; rows without a ``framework`` column are image
+    trainers'). An image trainer's LPIPS may be n/a instead (its note says why)."""
+    from unmask.training import trainer_class
+
+    framework = row.get("framework")
+    cls = trainer_class(framework if isinstance(framework, str) and framework else "cyclegan")
+    return tuple(f"test_{m}" for m in cls.REQUIRED_METRICS)
+
+
+def select_by(table: pd.DataFrame) -> str:
+    """The validation metric a grid study's champion is chosen on: its trainers' ``SELECT_BY``
+    (``val_psnr`` for the image trainers, ``val_dice`` for a segmenter)."""
+    from unmask.training import trainer_class
+
+    names = {f for f in table.get("framework", pd.Series([], dtype=str)).dropna() if f}
+    picks = {trainer_class(f).SELECT_BY for f in names}
+    if len(picks) > 1:
+        raise ValueError(f"trainers {sorted(names)} choose their champions on different metrics {sorted(picks)}")
+    return picks.pop() if picks else "val_psnr"
+
+
+def needs_lpips(row: dict[str, Any]) -> bool:
+    return "test_psnr" in required_test(row)
 
 
 def _canonical(obj: Any) -> str:
@@ -86,8 +110,10 @@ def data_version(data_root: str | os.PathLike, memo: str | os.PathLike | None = 
 
 def trial_key(trial: dict[str, Any], data: str) -> str:
     """The content address of a (grid) trial on data version ``data``."""
-    return hashlib.sha256(_canonical({"train": trial["train"], "image_size": trial["image_size"],
-                                      "kinds": trial["kinds"], "data": data}).encode()).hexdigest()
+    key = {"train": trial["train"], "image_size": trial["image_size"], "kinds": trial["kinds"], "data": data}
+    if trial.get("test_kinds"):     # measured on other kinds than it trains on
+        key["test_kinds"] = trial["test_kinds"]
+    return hashlib.sha256(_canonical(key).encode()).hexdigest()
 
 
 def storable(row: dict[str, Any]) -> bool:
@@ -97,9 +123,9 @@ def storable(row: dict[str, Any]) -> bool:
 
     if row.get("status") != FINISHED or not row.get("checkpoint"):
         return False
-    if not all(finite(row.get(k)) for k in REQUIRED_TEST):
+    if not all(finite(row.get(k)) for k in required_test(row)):
         return False
-    return finite(row.get("test_lpips")) or bool(row.get("lpips_note"))
+    return not needs_lpips(row) or finite(row.get("test_lpips")) or bool(row.get("lpips_note"))
 
 
 def _plain(v: Any) -> Any:

@@ -68,7 +68,7 @@ from unmask.io.atomic import atomic_dir, atomic_path, write_text
 from unmask.io.remote import local_copy
 from unmask.studies.config import HIGHER_IS_BETTER, METRICS, NOT_RUN, SearchConfig, StudiesParams, SweepConfig
 from unmask.studies.grid import Trial, expand_study, fingerprint, resolve_trial
-from unmask.studies.store import HASH_MEMO, REQUIRED_TEST, TrialStore, data_version, storable, trial_key
+from unmask.studies.store import HASH_MEMO, TrialStore, data_version, required_test, select_by, storable, trial_key
 from unmask.studies.trial import train_trial
 from unmask.tracking import PARENT_TAG, configure, experiment_id, flat_params
 from unmask.training import TrainConfig, trainer_class
@@ -187,7 +187,7 @@ def trial_rows(results, trials: list[Trial], data_source: str) -> tuple[pd.DataF
         row: dict[str, Any] = {
             "study": trial["study"], "trial_id": trial_id, "cell": json.dumps(trial["cell"]),
             "cell_label": trial["cell_label"], "seed": trial["seed"], "status": status,
-            "steps_done": steps_done}
+            "steps_done": steps_done, "framework": trial["train"]["framework"]}
         for split in ("val", "test"):
             for k in METRICS:
                 row[f"{split}_{k}"] = float(m.get(f"{split}_{k}", math.nan))
@@ -243,7 +243,7 @@ def failed_trials(table: pd.DataFrame) -> list[str]:
         if r.get("status") == FAILED:
             out.append(f"{where}: {r.get('error') or 'failed'}")
         elif r.get("status") == FINISHED:
-            bad = [c for c in REQUIRED_TEST if not isinstance(r.get(c), (int, float)) or not math.isfinite(r[c])]
+            bad = [c for c in required_test(r) if not isinstance(r.get(c), (int, float)) or not math.isfinite(r[c])]
             if bad:
                 out.append(f"{where}: non-finite {bad[0]} ({r.get(bad[0])})")
     return out
@@ -312,10 +312,13 @@ def _write_parquet(path: Path, df: pd.DataFrame) -> None:
         pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
 
 
-def _register_champion(name: str, table: pd.DataFrame, metric: str = SELECT_BY, mode: str = "max") -> str | None:
-    """Register the finished trial best on ``metric`` (a val_ metric) as ``unmask-<study>@champion``."""
+def _register_champion(name: str, table: pd.DataFrame, metric: str | None = None, mode: str = "max") -> str | None:
+    """Register the finished trial best on ``metric`` (a val_ metric; default :func:`select_by`) as
+    ``unmask-<study>@champion``."""
     import mlflow
     from mlflow.exceptions import MlflowException
+
+    metric = metric or select_by(table)
 
     done = table[(table["status"] == FINISHED) & (table["model_uri"] != "")].dropna(subset=[metric])
     if done.empty:
@@ -422,6 +425,7 @@ def not_run_rows(name: str, trials: list[Trial], reasons: dict[tuple[str, int], 
             continue
         row: dict[str, Any] = {"study": name, "trial_id": "", "cell": json.dumps(t["cell"]),
                                "cell_label": t["cell_label"], "seed": t["seed"], "status": NOT_RUN,
+                               "framework": t["train"]["framework"],
                                "steps_done": 0, "checkpoint": "", "steps": int(t["train"]["steps"]),
                                "image_size": int(t["image_size"]), "data_source": data_source, "error": why,
                                "model_uri": "", "mlflow_run_id": "", "cpu": "", "lpips_note": "",

@@ -87,7 +87,7 @@ def _datasets(trial: dict[str, Any], cfg: TrainConfig, data_root: Path):
     else:
         train = UnpairedDataset(data_root / "train", kinds=kinds, size=size, seed=cfg.seed)
     return (train, PairedDataset(data_root / "val", kinds=kinds, size=size),
-            PairedDataset(data_root / "test", kinds=kinds, size=size))
+            PairedDataset(data_root / "test", kinds=trial.get("test_kinds") or kinds, size=size))
 
 
 def _log_model(trainer: Trainer, example: torch.Tensor) -> str:

@@ -107,6 +107,10 @@ class Trainer:
     pairing: ClassVar[str] = "unpaired"          # "paired" | "unpaired"
     model_input: ClassVar[str] = "image"         # "image" | "image+mask"
     WEIGHTS: ClassVar[dict[str, float]] = {}     # loss term -> default weight
+    output: ClassVar[str] = "image"              # what translate gives: "image" (or "mask", a segmenter)
+    REQUIRED_METRICS: ClassVar[tuple[str, ...]] = (   # test metrics that must be finite (else: diverged)
+        "l1", "l2", "psnr", "ssim", "l1_masked", "l2_masked", "psnr_masked")
+    SELECT_BY: ClassVar[str] = "val_psnr"        # the champion's metric (higher is better; never a test one)
 
     @classmethod
     def requirements(cls, cfg: TrainConfig) -> list[str]:
@@ -299,17 +303,17 @@ class Trainer:
                 module.training = training
         return out.float().clamp(-1, 1).to(occluded.device).contiguous()
 
+    def measure(self, batch: Batch, lpips: LPIPSMetric | MetricUnavailable | None = None) -> dict[str, Tensor]:
+        """Per-image test metrics of one paired batch (``occluded``, ``clean``, ``mask``): the image
+        metrics (``unmask.metrics.compute_metrics`` on [0, 1]) of :meth:`translate` against the clean face."""
+        mask = batch.get("mask")
+        pred = self.translate(batch["occluded"], mask)
+        return compute_metrics((pred + 1) / 2, (batch["clean"].float() + 1) / 2, mask=mask, lpips=lpips)
+
     def evaluate(self, batches: Iterable[Batch],
                  lpips: LPIPSMetric | MetricUnavailable | None = None) -> dict[str, float]:
-        """Mean image metrics (``unmask.metrics.compute_metrics`` on [0, 1]) of :meth:`translate`
-        over paired batches (``occluded``, ``clean``, ``mask``)."""
-        per_batch = []
-        for batch in batches:
-            mask = batch.get("mask")
-            pred = self.translate(batch["occluded"], mask)
-            per_batch.append(compute_metrics((pred + 1) / 2, (batch["clean"].float() + 1) / 2,
-                                             mask=mask, lpips=lpips))
-        return aggregate(per_batch)
+        """Mean of :meth:`measure` over paired batches."""
+        return aggregate([self.measure(batch, lpips) for batch in batches])
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
