@@ -31,8 +31,8 @@ def _occluded_face(i: int, size: int = 128):
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A tiny paired U-Net trained for a few hundred steps on aligned synthetic faces (32 px)."""
+def aligned_data():
+    """24 synthetic masked faces aligned at 32 px: occluded, clean, mask tensors."""
     occl, clean, masks = [], [], []
     for i in range(24):
         face, occ = _occluded_face(i)
@@ -42,24 +42,40 @@ def checkpoint(tmp_path_factory):
         occl.append(a.extra)
         masks.append(m[..., 0] > 127)
     to_t = lambda xs: torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float() / 127.5 - 1  # noqa: E731
-    data = {"occluded": to_t(occl), "clean": to_t(clean),
-            "mask": torch.from_numpy(np.stack(masks)).float()[:, None]}
-    cfg = TrainConfig.from_dict(dict(framework="paired", device="cpu", threads=1, batch_size=8, steps=300,
-                                     val_every=0, checkpoint_every=0, lr_g=2e-3, weights={"adv": 0.0, "l1": 1.0},
-                                     generator={"name": "unet", "depth": 3, "base_channels": 8, "norm": "instance"},
-                                     discriminator={"image_size": SIZE}))
+    return {"occluded": to_t(occl), "clean": to_t(clean), "mask": torch.from_numpy(np.stack(masks)).float()[:, None]}
+
+
+def _train(data, cfg_dict, steps, path):
+    cfg = TrainConfig.from_dict(dict(device="cpu", threads=1, batch_size=8, steps=steps, val_every=0,
+                                     checkpoint_every=0, discriminator={"image_size": SIZE}, **cfg_dict))
     torch.manual_seed(0)
     trainer = build_trainer(cfg)
     g = torch.Generator().manual_seed(0)
 
     def stream():
         while True:
-            idx = torch.randperm(24, generator=g)[:8]
+            idx = torch.randperm(len(data["mask"]), generator=g)[:8]
             yield {k: v[idx] for k, v in data.items()}
-    trainer.fit(itertools.islice(stream(), 300))
-    path = tmp_path_factory.mktemp("model") / "unet.pt"
+    trainer.fit(itertools.islice(stream(), steps))
     trainer.save_checkpoint(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def segmenter(aligned_data, tmp_path_factory):
+    """A tiny mask segmenter (seed 001) trained on the same faces."""
+    return _train(aligned_data, dict(framework="segmenter", lr_g=2e-3, weights={"dice": 1.0},
+                                     generator={"name": "unet", "depth": 3, "base_channels": 8, "norm": "batch",
+                                                "out_channels": 1}),
+                  200, tmp_path_factory.mktemp("seg") / "seg.pt")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(aligned_data, tmp_path_factory):
+    """A tiny paired U-Net trained for a few hundred steps on the aligned synthetic faces (32 px)."""
+    return _train(aligned_data, dict(framework="paired", lr_g=2e-3, weights={"adv": 0.0, "l1": 1.0},
+                                     generator={"name": "unet", "depth": 3, "base_channels": 8, "norm": "instance"}),
+                  300, tmp_path_factory.mktemp("model") / "unet.pt")
 
 
 def _photo():
@@ -123,3 +139,13 @@ def test_the_cli_needs_a_model_that_exists(tmp_path, capsys):
     (tmp_path / "p.png").write_bytes(b"")
     rc = main(["infer", str(tmp_path / "p.png"), "--out", str(tmp_path / "o"), "--model", str(tmp_path / "nope.pt")])
     assert rc == 2 and "no such checkpoint file" in capsys.readouterr().err
+
+
+def test_without_a_mask_the_segmenter_finds_the_region(checkpoint, segmenter):
+    photo, clean, mask, lm = _photo()
+    res = unmask_face(photo, lm, load_unmasker(str(checkpoint)), segmenter=load_unmasker(str(segmenter)))
+    inter, union = (res.region & mask).sum(), (res.region | mask).sum()
+    assert inter / union > 0.5, inter / union                       # the predicted region is the mask
+    changed = np.any(res.output != photo, axis=2)
+    grown = cv2.dilate(res.region.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+    assert changed.any() and not (changed & ~grown).any()

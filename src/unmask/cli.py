@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="a trial checkpoint (.pt) or STUDY:champion (default: the best champion under "
                           "results/ that takes what you give: with --mask a paired inpainter may be chosen)")
     inf.add_argument("--mask", default=None, help="the occlusion mask of the one photo (white = occluded)")
+    inf.add_argument("--segmenter", default=None,
+                     help="the mask segmenter, STUDY:champion or a checkpoint (default: seed001_segmentation's "
+                          "champion when it has results; 'none': the lower face from the landmarks)")
     inf.add_argument("--side-by-side", action="store_true", help="write input | region | output")
     return p
 
@@ -163,16 +166,20 @@ def main(argv: list[str] | None = None) -> int:
             check_store(uri)
             return serve_ui(uri, resolve_artifact_root(tracking, root.resolve()), port=args.port)
         if args.command == "infer":
-            from unmask.infer import default_model, infer, load_unmasker
+            from unmask.infer import default_model, default_segmenter, infer, load_unmasker
             from unmask.studies import parse_study_params
 
+            seg_spec = None if args.mask else (args.segmenter or default_segmenter(root))
+            segmenter = load_unmasker(seg_spec, root) if seg_spec and seg_spec != "none" else None
             spec = args.model or default_model(root, list(parse_study_params(params).studies),
-                                               need_mask_free=args.mask is None)
+                                               need_mask_free=args.mask is None and segmenter is None)
             model = load_unmasker(spec, root)
+            if segmenter is not None:
+                print(f"unmask infer: masks predicted by {segmenter.name}", file=sys.stderr)
             print(f"unmask infer: model {model.name} ({model.size} px, input "
                   f"{model.trainer.model_input})", file=sys.stderr)
             written, rejected = infer(args.photos, args.out, model, mask=args.mask, side=args.side_by_side,
-                                      progress=not args.quiet)
+                                      progress=not args.quiet, segmenter=segmenter)
             print(f"unmask infer: {written} photo(s) written to {args.out}; {len(rejected)} rejected "
                   f"(see {Path(args.out) / 'rejected.csv'})", file=sys.stderr)
             return 0

@@ -7,8 +7,9 @@ For every face in a photo:
    tight crops lose the context a detector needs);
 2. align it FFHQ-style at the model's image size (:func:`unmask.data.align.align_image`);
 3. take the region to restore: the user's mask (``--mask FILE``, white = occluded) warped into the
-   crop, or -- until a trained segmenter is registered -- the lower face below the nose bridge from the
-   landmarks (where a face mask sits);
+   crop; else the mask a trained segmenter (seed 001, ``--segmenter``, by default the champion of
+   ``seed001_segmentation`` when it has results) predicts on the aligned face; else the lower face from
+   the landmarks (jaw line to nose bridge, where a face mask sits);
 4. unmask the crop with the model: a paired inpainter (declared input image + mask) gets the region as
    its mask; an image-only model (seed 000's CycleGAN) gets the image;
 5. warp the result back with the alignment's own transform (:func:`crop_to_photo`) and blend it into the
@@ -56,6 +57,17 @@ class Unmasker:
     def takes_mask(self) -> bool:
         return self.trainer.model_input == "image+mask"
 
+    def segment(self, crop: np.ndarray, size: int) -> np.ndarray:
+        """A segmenter's predicted occluder mask of ``crop`` (uint8 RGB), as (size, size) bool."""
+        if getattr(self.trainer, "output", "image") != "mask":
+            raise UnmaskError(f"{self.name}: not a segmenter (its output is {self.trainer.output!r})")
+        img = cv2.resize(crop, (self.size, self.size), interpolation=cv2.INTER_AREA) if crop.shape[0] != self.size else crop
+        x = torch.from_numpy(np.ascontiguousarray(img).copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+        prob = self.trainer.predict_mask(x)[0, 0].numpy()
+        if prob.shape[0] != size:
+            prob = cv2.resize(prob, (size, size), interpolation=cv2.INTER_LINEAR)
+        return prob > 0.5
+
     def restore(self, crop: np.ndarray, region: np.ndarray) -> np.ndarray:
         """``crop`` (size, size, 3) uint8 and ``region`` (size, size) bool -> restored crop uint8."""
         x = torch.from_numpy(np.ascontiguousarray(crop).copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
@@ -89,6 +101,15 @@ def load_unmasker(spec: str, root: str | os.PathLike = ".") -> Unmasker:
     return Unmasker(trainer, int(trainer.cfg.discriminator.image_size), str(path))
 
 
+DEFAULT_SEGMENTER = "seed001_segmentation"
+
+
+def default_segmenter(root: str | os.PathLike) -> str | None:
+    """``seed001_segmentation:champion`` when that study has results, else None (lower-face region)."""
+    path = Path(root) / "results" / DEFAULT_SEGMENTER / "trials.parquet"
+    return f"{DEFAULT_SEGMENTER}:champion" if path.is_file() else None
+
+
 def default_model(root: str | os.PathLike, studies: Sequence[str], need_mask_free: bool) -> str:
     """``STUDY:champion`` of the best champion (validation PSNR) among ``studies`` that have results;
     with ``need_mask_free`` only models that take the image alone (no mask was given)."""
@@ -106,10 +127,10 @@ def default_model(root: str | os.PathLike, studies: Sequence[str], need_mask_fre
             row = champion_row(read_trials(path), str(path))
         except UnmaskError:
             continue
-        if need_mask_free:
-            cfg = TrainConfig.from_dict(load_state(resolve_location(str(row["checkpoint"]), Path(root)))["config"])
-            if trainer_class(cfg).model_input != "image":
-                continue
+        cfg = TrainConfig.from_dict(load_state(resolve_location(str(row["checkpoint"]), Path(root)))["config"])
+        cls = trainer_class(cfg)
+        if getattr(cls, "output", "image") != "image" or (need_mask_free and cls.model_input != "image"):
+            continue
         score = float(row.get("val_psnr", float("nan")))
         if best is None or score > best[0]:
             best = (score, f"{study}:champion")
@@ -176,7 +197,8 @@ class FaceResult:
 
 
 def unmask_face(photo: np.ndarray, landmarks: np.ndarray, model: Unmasker, user_mask: np.ndarray | None = None,
-                dilate_px: int | None = None, feather_px: float | None = None) -> FaceResult:
+                dilate_px: int | None = None, feather_px: float | None = None,
+                segmenter: Unmasker | None = None) -> FaceResult:
     """Restore one face of ``photo`` (H, W, 3 uint8) given its 68 ``landmarks`` (photo pixels)."""
     h, w = photo.shape[:2]
     size = model.size
@@ -187,6 +209,9 @@ def unmask_face(photo: np.ndarray, landmarks: np.ndarray, model: Unmasker, user_
         region_crop = cv2.warpAffine(user_mask.astype(np.uint8), m, (size, size),
                                      flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
                                      borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+    elif segmenter is not None:
+        seg_crop = aligned.image if segmenter.size == size else align_image(photo, landmarks, segmenter.size).image
+        region_crop = segmenter.segment(seg_crop, size)
     else:
         region_crop = lower_face_region(aligned.landmarks, size)
     restored = model.restore(aligned.image, region_crop)
@@ -234,7 +259,8 @@ def side_by_side(photo: np.ndarray, region: np.ndarray, output: np.ndarray) -> n
 
 
 def infer(src: str | os.PathLike, out_dir: str | os.PathLike, model: Unmasker, mask: str | None = None,
-          side: bool = False, progress: bool = True) -> tuple[int, list[tuple[str, str]]]:
+          side: bool = False, progress: bool = True,
+          segmenter: Unmasker | None = None) -> tuple[int, list[tuple[str, str]]]:
     """Restore every face of every photo under ``src`` into ``out_dir`` (same file names, PNG);
     returns (photos written, rejected (file, reason)); the rejected are listed in ``out_dir/rejected.csv``."""
     photos = list_photos(src)
@@ -254,7 +280,7 @@ def infer(src: str | os.PathLike, out_dir: str | os.PathLike, model: Unmasker, m
                 raise UnmaskError(f"{path}: no face found")
             out, regions = photo, np.zeros(photo.shape[:2], bool)
             for lm in faces:
-                res = unmask_face(out, lm, model, user_mask)
+                res = unmask_face(out, lm, model, user_mask, segmenter=segmenter)
                 out, regions = res.output, regions | res.region
         except UnmaskError as e:          # a bad image, no face, a mask of the wrong size
             rejected.append((str(path), str(e).removeprefix(f"{path}: ")))
