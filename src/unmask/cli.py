@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="the mask segmenter, STUDY:champion or a checkpoint (default: seed001_segmentation's "
                           "champion when it has results; 'none': the lower face from the landmarks)")
     inf.add_argument("--side-by-side", action="store_true", help="write input | region | output")
+    inf.add_argument("--face-crop", action="store_true",
+                     help="each photo is a crop of one face: where no detector finds it, take the crop as the face")
     return p
 
 
@@ -179,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"unmask infer: model {model.name} ({model.size} px, input "
                   f"{model.trainer.model_input})", file=sys.stderr)
             written, rejected = infer(args.photos, args.out, model, mask=args.mask, side=args.side_by_side,
-                                      progress=not args.quiet, segmenter=segmenter)
+                                      progress=not args.quiet, segmenter=segmenter, face_crop=args.face_crop)
             print(f"unmask infer: {written} photo(s) written to {args.out}; {len(rejected)} rejected "
                   f"(see {Path(args.out) / 'rejected.csv'})", file=sys.stderr)
             return 0
