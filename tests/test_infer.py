@@ -149,3 +149,13 @@ def test_without_a_mask_the_segmenter_finds_the_region(checkpoint, segmenter):
     changed = np.any(res.output != photo, axis=2)
     grown = cv2.dilate(res.region.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
     assert changed.any() and not (changed & ~grown).any()
+
+
+def test_the_face_crop_fallback_only_applies_when_asked():
+    from unmask.infer import find_faces_how
+
+    blank = np.full((120, 120, 3), 200, np.uint8)
+    assert find_faces_how(blank) == ([], "")
+    faces, how = find_faces_how(blank, face_crop=True)
+    assert how == "face crop" and len(faces) == 1 and faces[0].shape == (68, 2)
+    assert (faces[0] >= 0).all() and (faces[0] < 120).all()
