@@ -60,6 +60,9 @@ class AlignConfig(_Section):
     size: int = Field(64, ge=16, le=1024)      # output side in px
     min_eye_distance: float = Field(8.0, gt=0)  # px in the source image; smaller faces are rejected
     detector_upsample: int = Field(0, ge=0, le=3)  # 0 finds faces >= ~80 px; 1 smaller ones, 4x slower
+    cnn_fallback: bool = True                   # where HOG finds no face, dlib's CNN detector (slower)
+    pad_retry: float = Field(0.25, ge=0, le=1)  # then both again on the photo padded by this share (0: off)
+    face_crop_fallback: bool = False            # photos are crops of one face: else take the crop as the face
     use_source_landmarks: bool = True           # use the source's landmarks when it has them
 
 

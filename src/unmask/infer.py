@@ -147,36 +147,16 @@ def crop_to_photo(quad: np.ndarray, size: int) -> np.ndarray:
     return _square_to_quad(np.asarray(quad, np.float64), size)
 
 
-FACE_CROP_BOX = 0.12     # face-crop fallback: the face box inset by this share of each side
-
-
 def find_faces(photo: np.ndarray, face_crop: bool = False) -> list[np.ndarray]:
-    """68 landmarks per face dlib finds: the HOG detector, then (nothing found) dlib's CNN detector,
-    then both on the photo padded (reflect) by :data:`PAD_RETRY` of its longer side, the landmarks
-    mapped back to the photo. With ``face_crop`` (the photo is known to be a crop of one face) and still
-    nothing found, the 68-point predictor runs in a box inset :data:`FACE_CROP_BOX` from the edges."""
+    """68 landmarks per face (:func:`unmask.data.landmarks.find_faces`: HOG, CNN, padded, face crop)."""
     return find_faces_how(photo, face_crop)[0]
 
 
 def find_faces_how(photo: np.ndarray, face_crop: bool = False) -> tuple[list[np.ndarray], str]:
-    """:func:`find_faces` and which step found them ("hog", "cnn", "hog padded", "cnn padded",
-    "face crop"; "" when none)."""
-    from unmask.data.landmarks import detect_landmarks, detect_landmarks_cnn, landmarks_in_box
+    """:func:`find_faces` and which step found the faces ("" when none)."""
+    from unmask.data.landmarks import find_faces as cascade
 
-    pad = int(round(PAD_RETRY * max(photo.shape[:2])))
-    padded = None
-    for name, detect, padding in (("hog", detect_landmarks, 0), ("cnn", detect_landmarks_cnn, 0),
-                                  ("hog padded", detect_landmarks, pad), ("cnn padded", detect_landmarks_cnn, pad)):
-        if padding and padded is None:
-            padded = cv2.copyMakeBorder(photo, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
-        faces = detect(padded if padding else photo, upsample=1)
-        if faces:
-            return [lm - padding for lm in faces], name
-    if face_crop:
-        h, w = photo.shape[:2]
-        box = (int(FACE_CROP_BOX * w), int(FACE_CROP_BOX * h), int((1 - FACE_CROP_BOX) * w), int((1 - FACE_CROP_BOX) * h))
-        return [landmarks_in_box(photo, box)], "face crop"
-    return [], ""
+    return cascade(photo, upsample=1, cnn=True, pad=PAD_RETRY, face_crop=face_crop)
 
 
 def lower_face_region(landmarks_crop: np.ndarray, size: int) -> np.ndarray:

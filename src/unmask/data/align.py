@@ -257,12 +257,14 @@ def _source_landmarks(values: Any, image_id: str) -> np.ndarray:
     return lm.reshape(N_LANDMARKS, 2)
 
 
-def _dlib_landmarks(image: np.ndarray, image_id: str, upsample: int) -> np.ndarray:
-    from unmask.data.landmarks import detect_landmarks
+def _dlib_landmarks(image: np.ndarray, image_id: str, cfg: AlignConfig) -> np.ndarray:
+    from unmask.data.landmarks import find_faces
 
-    faces = detect_landmarks(image, upsample)
+    faces, _ = find_faces(image, cfg.detector_upsample, cnn=cfg.cnn_fallback, pad=cfg.pad_retry,
+                          face_crop=cfg.face_crop_fallback)
     if not faces:
-        raise _Reject(NO_FACE, f"{image_id}: dlib found no face (upsample {upsample})")
+        tried = "HOG" + (", CNN" if cfg.cnn_fallback else "") + (", padded" if cfg.pad_retry else "")
+        raise _Reject(NO_FACE, f"{image_id}: dlib found no face ({tried}; upsample {cfg.detector_upsample})")
     if len(faces) > 1:
         raise _Reject(MULTIPLE_FACES, f"{image_id}: {len(faces)} faces found, need exactly one")
     return faces[0].astype(np.float64)
@@ -307,7 +309,7 @@ def _align_row(row: dict[str, Any], cfg: AlignConfig) -> tuple[dict[str, Any], s
     if cfg.use_source_landmarks and row.get("landmarks") is not None:
         lm, origin = _source_landmarks(row["landmarks"], image_id), "source"
     else:
-        lm, origin = _dlib_landmarks(image, image_id, cfg.detector_upsample), "dlib"
+        lm, origin = _dlib_landmarks(image, image_id, cfg), "dlib"
     _check_face(lm, image.shape, image_id, cfg.min_eye_distance)
 
     parsing = _decode_parsing(row["parsing"], image.shape, image_id) if row.get("parsing") else None
