@@ -25,7 +25,6 @@ from unmask.metrics import aggregate, compute_metrics, load_lpips
 from unmask.reports.evaluate import FINISHED, read_trials
 from unmask.training import load_trainer
 
-SELECT_BY = "val_psnr"
 
 
 def champion_row(trials: pd.DataFrame, where: str) -> dict[str, Any]:
@@ -33,7 +32,7 @@ def champion_row(trials: pd.DataFrame, where: str) -> dict[str, Any]:
     segmenter's ``val_dice``); UnmaskError naming ``where`` when there is none."""
     from unmask.studies.store import select_by
 
-    metric = select_by(trials) if "framework" in trials.columns else SELECT_BY
+    metric = select_by(trials)   # val_psnr, a segmenter's val_dice (tables without a framework column: val_psnr)
     done = trials[(trials["status"] == FINISHED) & trials["checkpoint"].astype(str).ne("")]
     if metric in done.columns:
         done = done.dropna(subset=[metric])

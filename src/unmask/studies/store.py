@@ -62,7 +62,7 @@ def select_by(table: pd.DataFrame) -> str:
     picks = {trainer_class(f).SELECT_BY for f in names}
     if len(picks) > 1:
         raise ValueError(f"trainers {sorted(names)} choose their champions on different metrics {sorted(picks)}")
-    return picks.pop() if picks else "val_psnr"
+    return picks.pop() if picks else "val_psnr"   # rows written before trainers declared it: image trainers
 
 
 def needs_lpips(row: dict[str, Any]) -> bool:

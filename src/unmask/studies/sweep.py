@@ -76,7 +76,6 @@ from unmask.training.base import CHECKPOINT_NAME
 
 log = logging.getLogger("unmask")
 
-SELECT_BY = "val_psnr"           # the champion of a grid: best validation PSNR (never chosen on test)
 FINISHED, FAILED, STOPPED_EARLY = "TERMINATED", "ERROR", "STOPPED_EARLY"    # trials.parquet status
 CHAMPION_ALIAS = "champion"
 SWEEP_FILE = "sweep.json"         # <results_dir>/<study>/sweep.json: the sweep's own summary
