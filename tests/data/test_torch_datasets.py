@@ -60,3 +60,26 @@ def test_round_robin_by_identity_shows_different_people_first():
     order = round_robin_by_identity(["a", "a", "a", "b", "b", "c"])
     assert order == [0, 3, 5, 1, 4, 2]
     assert sorted(order) == list(range(6))
+
+
+def test_the_clean_domain_holds_each_source_image_once_whatever_its_variants(tmp_path):
+    """A second variant of every face (seed 002's centre hole) must not double the clean domain: the
+    CycleGAN trainers' epochs, and so their results, stay those of the face-mask data alone."""
+    import json
+
+    from tests.helpers import synth_rows
+    from unmask.data.schema import SYNTH
+    from unmask.io.shards import write_rows
+
+    rows = synth_rows(n_identities=20, per_identity=2, size=32)
+    extra = [{**r, "image_id": r["source_id"] + "#centre_hole", "kind": "centre_hole", "attrs": json.dumps({})}
+             for r in rows]
+    write_rows(tmp_path / "one", SYNTH, rows)
+    write_rows(tmp_path / "two", SYNTH, [x for pair in zip(rows, extra) for x in pair])
+    for name in ("one", "two"):
+        split_dataset(tmp_path / name, tmp_path / f"{name}_splits", SplitConfig(val=0.1, test=0.2), seed=0,
+                      progress=False)
+    a = UnpairedDataset(tmp_path / "one_splits" / "train", kinds=["surgical", "cloth"], seed=0)
+    b = UnpairedDataset(tmp_path / "two_splits" / "train", kinds=["surgical", "cloth"], seed=0)
+    assert len(a) == len(b) and len(b.clean) == len(a.clean)
+    assert all(torch.equal(a[i]["clean"], b[i]["clean"]) for i in range(len(a)))

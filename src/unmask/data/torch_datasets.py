@@ -70,6 +70,16 @@ def _load(split_dir: Path, columns: Sequence[str], kinds: Sequence[str] | None, 
     return table
 
 
+def _first_per_source(table):
+    """The first row of each ``source_id`` (the clean image is the same in every variant of a source)."""
+    seen: set[str] = set()
+    keep = []
+    for i, sid in enumerate(table.column("source_id").to_pylist()):
+        keep.append(sid not in seen)
+        seen.add(sid)
+    return table.filter(keep) if not all(keep) else table
+
+
 def _arr(values):
     import pyarrow as pa
 
@@ -111,14 +121,15 @@ class UnpairedDataset(Dataset):
     """Masked-domain faces and clean-domain faces of disjoint identities (train split only).
 
     Item ``i`` pairs masked face ``i % n_masked`` with a clean face drawn by a generator seeded with
-    ``(seed, i)``: random pairing, yet reproducible.
+    ``(seed, i)``: random pairing, yet reproducible. The clean domain holds each source image once,
+    however many occluded variants (of any kind) the synthesize stage made of it.
     """
 
     def __init__(self, split_dir: str | Path, kinds: Sequence[str] | None = None, size: int | None = None,
                  seed: int = 0, preload_limit_mb: float = DEFAULT_PRELOAD_LIMIT_MB):
         self.split_dir = Path(split_dir)
         masked = _load(self.split_dir, ("occluded",), kinds, "masked")
-        clean = _load(self.split_dir, ("clean",), None, "clean")
+        clean = _first_per_source(_load(self.split_dir, ("clean", "source_id"), None, "clean"))
         for name, t in (("masked", masked), ("clean", clean)):
             if t.num_rows == 0:
                 raise UnmaskError(f"{self.split_dir}: the {name} training domain is empty")
