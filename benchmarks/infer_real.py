@@ -46,7 +46,7 @@ def main() -> int:
     from unmask.studies import parse_study_params
     from unmask.sysinfo import cpu_description
 
-    studies = list(parse_study_params(load_params(ROOT / "params.yaml")).studies)
+    studies = {n: s.kinds for n, s in parse_study_params(load_params(ROOT / "params.yaml")).studies.items()}
     seg_spec = default_segmenter(ROOT)
     segmenter = load_unmasker(seg_spec, ROOT) if seg_spec else None
     model = load_unmasker(args.model or default_model(ROOT, studies, need_mask_free=segmenter is None), ROOT)

@@ -110,9 +110,18 @@ def default_segmenter(root: str | os.PathLike) -> str | None:
     return f"{DEFAULT_SEGMENTER}:champion" if path.is_file() else None
 
 
-def default_model(root: str | os.PathLike, studies: Sequence[str], need_mask_free: bool) -> str:
-    """``STUDY:champion`` of the best champion (validation PSNR) among ``studies`` that have results;
-    with ``need_mask_free`` only models that take the image alone (no mask was given)."""
+FACE_MASK_KINDS = ("surgical", "cloth", "n95", "kn95", "template")
+
+
+def default_model(root: str | os.PathLike, studies: Sequence[str] | dict[str, Sequence[str] | None],
+                  need_mask_free: bool) -> str:
+    """``STUDY:champion`` of the best champion (validation PSNR) among ``studies`` that have results and
+    were trained on face masks (``studies`` maps a name to its occlusion kinds; None: all kinds);
+    validation PSNR of studies on other occlusions (seed 002's centre holes) is not comparable. With
+    ``need_mask_free`` only models that take the image alone (no mask was given)."""
+    if isinstance(studies, dict):
+        studies = [s for s, kinds in studies.items()
+                   if kinds is None or any(k.split(":")[0] in FACE_MASK_KINDS for k in kinds)]
     from unmask.reports.champions import champion_row
     from unmask.reports.evaluate import read_trials, resolve_location
     from unmask.training import TrainConfig, trainer_class
