@@ -21,8 +21,8 @@ import pandas as pd
 from unmask.data.torch_datasets import PairedDataset, batches
 from unmask.errors import UnmaskError
 from unmask.io.remote import local_copy
-from unmask.metrics import aggregate, compute_metrics, load_lpips
-from unmask.reports.evaluate import FINISHED, read_trials
+from unmask.metrics import load_lpips
+from unmask.reports.evaluate import FINISHED, read_trials, resolve_location
 from unmask.training import load_trainer
 
 
@@ -41,12 +41,6 @@ def champion_row(trials: pd.DataFrame, where: str) -> dict[str, Any]:
     return done.loc[done[metric].astype(float).idxmax()].to_dict()
 
 
-def _resolve(location: str, root: Path) -> str:
-    if "://" in location or os.path.isabs(location):
-        return location
-    return str(root / location)
-
-
 def measure_champions(names: Sequence[str], results_dir: str | os.PathLike, test_dir: str | os.PathLike,
                       kinds: Sequence[str] | None, root: str | os.PathLike = ".", lpips_weights_dir: str | None = None,
                       batch_size: int = 16) -> pd.DataFrame:
@@ -59,16 +53,11 @@ def measure_champions(names: Sequence[str], results_dir: str | os.PathLike, test
         if not path.is_file():
             raise UnmaskError(f"{path}: missing; the champion of study {name!r} needs its sweep first")
         best = champion_row(read_trials(path), str(path))
-        with local_copy(_resolve(str(best["checkpoint"]), root)) as ckpt:
+        with local_copy(resolve_location(str(best["checkpoint"]), root)) as ckpt:
             trainer = load_trainer(ckpt, device="cpu")
         size = int(best.get("image_size") or trainer.cfg.discriminator.image_size)
         ds = PairedDataset(test_dir, kinds=list(kinds) if kinds else None, size=size)
-        per_batch = []
-        for batch in batches(ds, batch_size):
-            pred = trainer.translate(batch["occluded"], batch["mask"])
-            per_batch.append(compute_metrics((pred + 1) / 2, (batch["clean"].float() + 1) / 2, mask=batch["mask"],
-                                             lpips=lpips))
-        metrics = aggregate(per_batch)
+        metrics = trainer.evaluate(batches(ds, batch_size), lpips)   # the trainer's own test metrics
         rows.append({"study": name, "cell_label": str(best["cell_label"]), "seed": int(best["seed"]),
                      "framework": trainer.framework, "model_input": trainer.model_input,
                      "image_size": size, "n_test": len(ds),
