@@ -15,6 +15,7 @@ from unmask.config import SynthesizeConfig
 from unmask.data.align import align_image, ffhq_quad
 from unmask.data.occlusions import OCCLUDERS
 from unmask.data.synthetic import render_face, sample_identity
+from unmask.errors import UnmaskError
 from unmask.infer import crop_to_photo, infer, load_unmasker, unmask_face
 from unmask.training import TrainConfig, build_trainer
 
@@ -159,3 +160,24 @@ def test_the_face_crop_fallback_only_applies_when_asked():
     faces, how = find_faces_how(blank, face_crop=True)
     assert how == "face crop" and len(faces) == 1 and faces[0].shape == (68, 2)
     assert (faces[0] >= 0).all() and (faces[0] < 120).all()
+
+
+def test_the_default_model_is_the_best_champion_trained_on_face_masks(tmp_path):
+    """Seed 002's centre-hole champion has the higher validation PSNR, but on other occlusions: the
+    default for a masked photo is the best champion among studies trained on face masks."""
+    import pandas as pd
+
+    from unmask.infer import default_model
+
+    cfg = TrainConfig(framework="cyclegan", threads=1, device="cpu", steps=1,
+                      generator={"base_channels": 4, "n_blocks": 1}, discriminator={"image_size": 16, "base_channels": 4})
+    ckpt = tmp_path / "g.pt"
+    build_trainer(cfg).save_checkpoint(ckpt)
+    for study, psnr in (("holes", 30.0), ("masks_a", 21.0), ("masks_b", 22.0)):
+        (tmp_path / "results" / study).mkdir(parents=True)
+        pd.DataFrame([{"trial_id": "t", "cell": "{}", "cell_label": "c", "seed": 0, "status": "TERMINATED",
+                       "checkpoint": str(ckpt), "val_psnr": psnr}]).to_parquet(tmp_path / "results" / study / "trials.parquet")
+    kinds = {"holes": ["centre_hole"], "masks_a": ["surgical", "n95"], "masks_b": ["template:KN95"], "absent": None}
+    assert default_model(tmp_path, kinds, need_mask_free=True) == "masks_b:champion"
+    with pytest.raises(UnmaskError, match="no trained model found"):
+        default_model(tmp_path, {"holes": ["centre_hole"]}, need_mask_free=True)

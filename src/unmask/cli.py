@@ -173,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
 
             seg_spec = None if args.mask else (args.segmenter or default_segmenter(root))
             segmenter = load_unmasker(seg_spec, root) if seg_spec and seg_spec != "none" else None
-            spec = args.model or default_model(root, list(parse_study_params(params).studies),
-                                               need_mask_free=args.mask is None and segmenter is None)
+            kinds = {n: s.kinds for n, s in parse_study_params(params).studies.items()}
+            spec = args.model or default_model(root, kinds, need_mask_free=args.mask is None and segmenter is None)
             model = load_unmasker(spec, root)
             if segmenter is not None:
                 print(f"unmask infer: masks predicted by {segmenter.name}", file=sys.stderr)

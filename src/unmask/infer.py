@@ -36,13 +36,13 @@ import torch
 from tqdm import tqdm
 
 from unmask.data.align import _square_to_quad, align_image, ffhq_quad
+from unmask.data.occlusions.geometry import lower_face_region
 from unmask.errors import UnmaskError
 from unmask.io.images import load_rgb
 from unmask.training import Trainer, load_trainer
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 PAD_RETRY = 0.25        # retry detection on the photo padded by this share of its longer side
-LOWER_FACE = list(range(1, 16)) + [28, 29]   # jaw line 1..15 and the nose bridge: a face mask's outline
 
 
 @dataclass(frozen=True)
@@ -166,14 +166,6 @@ def find_faces_how(photo: np.ndarray, face_crop: bool = False) -> tuple[list[np.
     from unmask.data.landmarks import find_faces as cascade
 
     return cascade(photo, upsample=1, cnn=True, pad=PAD_RETRY, face_crop=face_crop)
-
-
-def lower_face_region(landmarks_crop: np.ndarray, size: int) -> np.ndarray:
-    """Where a face mask sits in an aligned crop: the polygon of the jaw line and the nose bridge."""
-    pts = np.round(landmarks_crop[LOWER_FACE]).astype(np.int32)
-    region = np.zeros((size, size), np.uint8)
-    cv2.fillPoly(region, [cv2.convexHull(pts)], 1)
-    return region.astype(bool)
 
 
 def blend_weights(region_photo: np.ndarray, dilate_px: int, feather_px: float) -> np.ndarray:

@@ -102,6 +102,23 @@ def test_baselines_reference_and_kinds_are_checked_when_params_are_read(extra, m
         _parse({"studies": {"s": extra}})
 
 
+SEG = {"train": {"framework": "segmenter"}}
+
+
+@pytest.mark.parametrize("studies, match", [
+    ({"s": {**SEG, "baselines": ["telea"]}}, r"studies.s.baselines: unknown baseline 'telea' for a segmentation "
+                                             r"study; choose from lower_face"),
+    ({"s": {"baselines": ["lower_face"]}}, r"studies.s.baselines: unknown baseline 'lower_face' for an inpainting"),
+    ({"s": {"mask_from": "t"}, "t": {}}, r"studies.s.mask_from: 't' is not a segmentation study \(have: none\)"),
+    ({"s": {"mask_from": "nope"}, "seg": SEG}, r"studies.s.mask_from: 'nope' is not a segmentation study \(have: seg\)"),
+])
+def test_baselines_fit_the_trainers_output_and_mask_from_names_a_segmentation_study(studies, match):
+    with pytest.raises(ConfigError, match=match):
+        _parse({"studies": studies})
+    ok = _parse({"studies": {"s": {"mask_from": "seg"}, "seg": {**SEG, "baselines": ["lower_face"]}}})
+    assert ok.studies["s"].mask_from == "seg" and ok.studies["seg"].finds_masks()
+
+
 @pytest.mark.parametrize("train, key", [({"steps": 0}, "train.steps"), ({"lr_g": float("inf")}, "train.lr_g"),
                                         ({"lr_d": float("nan")}, "train.lr_d"),
                                         ({"weights": {"adv": float("inf")}}, "train.weights.adv")])

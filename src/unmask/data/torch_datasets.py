@@ -95,10 +95,10 @@ class PairedDataset(Dataset):
     """(occluded, clean, mask) of the same face; ``split_dir`` is e.g. ``data/splits/test``."""
 
     def __init__(self, split_dir: str | Path, kinds: Sequence[str] | None = None, size: int | None = None,
-                 preload_limit_mb: float = DEFAULT_PRELOAD_LIMIT_MB):
+                 preload_limit_mb: float = DEFAULT_PRELOAD_LIMIT_MB, with_landmarks: bool = False):
         self.split_dir = Path(split_dir)
         cols = ("occluded", "clean", "mask")
-        table = _load(self.split_dir, cols, kinds, None)
+        table = _load(self.split_dir, cols + (("landmarks",) if with_landmarks else ()), kinds, None)
         if table.num_rows == 0:
             raise UnmaskError(f"{self.split_dir}: no rows{f' of kinds {list(kinds)}' if kinds else ''}")
         pre = _preload(table, cols, preload_limit_mb)
@@ -107,14 +107,21 @@ class PairedDataset(Dataset):
         self.identities = table.column("identity").to_pylist()
         self.kinds = table.column("kind").to_pylist()
         self.size = size
+        self.landmarks = (np.asarray(table.column("landmarks").to_pylist(), np.float32).reshape(-1, 68, 2)
+                          if with_landmarks else None)
 
     def __len__(self) -> int:
         return len(self.image_ids)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"occluded": _to_float(self.columns["occluded"].get(i), self.size),
+        item = {"occluded": _to_float(self.columns["occluded"].get(i), self.size),
                 "clean": _to_float(self.columns["clean"].get(i), self.size),
                 "mask": _to_float(self.columns["mask"].get(i), self.size, is_mask=True)}
+        if self.landmarks is not None:   # (68, 2) in the pixel coordinates of the item's images
+            native = self.columns["clean"].get(i).shape[1]
+            scale = (self.size or native) / native
+            item["landmarks"] = torch.from_numpy(self.landmarks[i] * scale)
+        return item
 
 
 class UnpairedDataset(Dataset):

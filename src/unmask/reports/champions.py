@@ -23,8 +23,7 @@ from unmask.errors import UnmaskError
 from unmask.io.remote import local_copy
 from unmask.metrics import load_lpips
 from unmask.reports.evaluate import FINISHED, read_trials, resolve_location
-from unmask.training import load_trainer
-
+from unmask.training import Trainer, load_trainer
 
 
 def champion_row(trials: pd.DataFrame, where: str) -> dict[str, Any]:
@@ -41,6 +40,18 @@ def champion_row(trials: pd.DataFrame, where: str) -> dict[str, Any]:
     return done.loc[done[metric].astype(float).idxmax()].to_dict()
 
 
+def load_champion(name: str, results_dir: str | os.PathLike, root: str | os.PathLike = "."
+                  ) -> tuple[Trainer, dict[str, Any]]:
+    """Study ``name``'s champion trainer (from its checkpoint, on the CPU) and its trials-table row;
+    UnmaskError naming ``results/<name>/trials.parquet`` when the study has not been swept."""
+    path = Path(results_dir) / name / "trials.parquet"
+    if not path.is_file():
+        raise UnmaskError(f"{path}: missing; the champion of study {name!r} needs its sweep first")
+    best = champion_row(read_trials(path), str(path))
+    with local_copy(resolve_location(str(best["checkpoint"]), root)) as ckpt:
+        return load_trainer(ckpt, device="cpu"), best
+
+
 def measure_champions(names: Sequence[str], results_dir: str | os.PathLike, test_dir: str | os.PathLike,
                       kinds: Sequence[str] | None, root: str | os.PathLike = ".", lpips_weights_dir: str | None = None,
                       batch_size: int = 16) -> pd.DataFrame:
@@ -49,12 +60,7 @@ def measure_champions(names: Sequence[str], results_dir: str | os.PathLike, test
     lpips = load_lpips(lpips_weights_dir)
     rows = []
     for name in names:
-        path = Path(results_dir) / name / "trials.parquet"
-        if not path.is_file():
-            raise UnmaskError(f"{path}: missing; the champion of study {name!r} needs its sweep first")
-        best = champion_row(read_trials(path), str(path))
-        with local_copy(resolve_location(str(best["checkpoint"]), root)) as ckpt:
-            trainer = load_trainer(ckpt, device="cpu")
+        trainer, best = load_champion(name, results_dir, root)
         size = int(best.get("image_size") or trainer.cfg.discriminator.image_size)
         ds = PairedDataset(test_dir, kinds=list(kinds) if kinds else None, size=size)
         metrics = trainer.evaluate(batches(ds, batch_size), lpips)   # the trainer's own test metrics

@@ -28,6 +28,8 @@ from unmask.io.atomic import atomic_path
 from unmask.io.remote import local_copy
 from unmask.io.shards import arrow_reason
 from unmask.metrics import LPIPSMetric, MetricUnavailable, aggregate, build_baseline, compute_metrics, load_lpips
+from unmask.metrics.mask_baselines import MASK_BASELINES, build_mask_baseline
+from unmask.metrics.segmentation import segmentation_metrics
 from unmask.sysinfo import cpu_description
 from unmask.training import load_trainer
 
@@ -55,11 +57,30 @@ def _measure_trainer(trainer, ds: Subset, batch_size: int, lpips, n_keep: int
     """Mean of the trainer's own test metrics (:meth:`~unmask.training.Trainer.measure`: image metrics,
     or a segmenter's mask metrics) over ``ds``, and per occlusion kind as ``<metric>@<kind>`` when it
     holds several; and the first ``n_keep`` outputs as uint8."""
+    def outputs():
+        for b in batches(ds, batch_size):
+            yield trainer.measure(b, lpips), lambda b=b: trainer.translate(b["occluded"], b["mask"])
+    return means_by_kind(outputs(), ds, n_keep)
+
+
+def _measure_mask_baseline(fn, ds: Subset, batch_size: int, n_keep: int) -> tuple[dict[str, float], np.ndarray]:
+    """A mask baseline (:mod:`unmask.metrics.mask_baselines`) measured like a segmenter: the mask
+    metrics of its map against the true mask, overall and per kind; its first maps as grey images."""
+    def outputs():
+        for b in batches(ds, batch_size):
+            found = fn((b["occluded"] + 1) / 2, b["landmarks"])
+            yield segmentation_metrics(found, b["mask"]), lambda found=found: (found * 2 - 1).expand(-1, 3, -1, -1)
+    return means_by_kind(outputs(), ds, n_keep)
+
+
+def means_by_kind(outputs, ds: Subset, n_keep: int) -> tuple[dict[str, float], np.ndarray]:
+    """Means of per-image metric batches, overall and per occlusion kind as ``<metric>@<kind>`` when
+    ``ds`` holds several kinds; and the first ``n_keep`` outputs (each batch's image thunk) as uint8."""
     per_batch, kept, n = [], [], 0
-    for b in batches(ds, batch_size):
-        per_batch.append(trainer.measure(b, lpips))
+    for metrics, images in outputs:
+        per_batch.append(metrics)
         if n < n_keep:
-            kept.append(to_uint8(trainer.translate(b["occluded"], b["mask"])[: n_keep - n]))
+            kept.append(to_uint8(images()[: n_keep - n]))
             n += len(kept[-1])
     means = aggregate(per_batch)
     kinds = np.array([ds.dataset.kinds[i] for i in ds.indices])
@@ -134,7 +155,10 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
     working directory); the table keeps them as stored.
     """
     _check_trials(trials)
-    baseline_fns = {name: build_baseline(name, key="studies.<study>.baselines") for name in baselines}
+    baseline_fns = {name: (build_mask_baseline(name, key="studies.<study>.baselines"), True)
+                    if name in MASK_BASELINES else (build_baseline(name, key="studies.<study>.baselines"), False)
+                    for name in baselines}
+    with_landmarks = any(is_mask for _, is_mask in baseline_fns.values())
     lpips = load_lpips(str(lpips_weights_dir) if lpips_weights_dir else None)
     lpips_note = lpips.reason if isinstance(lpips, MetricUnavailable) else ""
     kinds = list(kinds) if kinds else None
@@ -145,7 +169,7 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
     def dataset(size: int | None) -> Subset:
         """The test set, reordered so the sample faces in the figure are different people."""
         if size not in datasets:
-            ds = PairedDataset(test_split_dir, kinds=kinds, size=size)
+            ds = PairedDataset(test_split_dir, kinds=kinds, size=size, with_landmarks=with_landmarks)
             datasets[size] = Subset(ds, round_robin_by_identity(ds.identities))
         return datasets[size]
 
@@ -178,9 +202,12 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
 
     size = sample_size if sample_size is not None else _opt_int(_first(trials, "image_size", None))
     ds = dataset(size)
-    for name, fn in baseline_fns.items():
-        outputs = ((fn((b["occluded"] + 1) / 2, b["mask"]) * 2 - 1, b) for b in batches(ds, batch_size))
-        means, kept = _measure(outputs, lpips, n_samples)
+    for name, (fn, is_mask) in baseline_fns.items():
+        if is_mask:
+            means, kept = _measure_mask_baseline(fn, ds, batch_size, n_samples)
+        else:
+            outputs = ((fn((b["occluded"] + 1) / 2, b["mask"]) * 2 - 1, b) for b in batches(ds, batch_size))
+            means, kept = _measure(outputs, lpips, n_samples)
         samples[f"baseline: {name}"] = kept
         rows.append({"study": study, "role": "baseline", "trial_id": f"baseline:{name}",
                      "cell": json.dumps({"baseline": name}), "cell_label": name, "seed": None,

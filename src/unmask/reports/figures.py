@@ -11,13 +11,14 @@ import math
 import os
 import textwrap
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 from matplotlib.ticker import NullFormatter  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from unmask.errors import UnmaskError  # noqa: E402
@@ -25,6 +26,7 @@ from unmask.io.atomic import atomic_path, write_text  # noqa: E402
 from unmask.reports.evaluate import EVAL_FILE, SAMPLES_FILE, load_samples  # noqa: E402
 from unmask.reports.paper import paper_table  # noqa: E402
 from unmask.reports.champions import champions_section, measure_champions  # noqa: E402
+from unmask.reports.end_to_end import end_to_end_section, measure_end_to_end  # noqa: E402
 from unmask.reports.tables import (  # noqa: E402
     METRICS,
     _fmt,
@@ -59,15 +61,22 @@ def _short(label: str) -> str:
     return " ".join(short(part) for part in label.split())
 
 
-def comparison_figure(samples_path: str | os.PathLike, out_path: str | os.PathLike) -> Path:
+def comparison_figure(samples_path: str | os.PathLike, out_path: str | os.PathLike, target: str = "image") -> Path:
     """PNG grid: one row per test face; columns input, target, then each configuration's output (and
     the baselines), labelled on top. ``CELL_PX`` px per face, so the size is (columns x 128,
-    rows x 128 + 40)."""
+    rows x 128 + 40). ``target``: "image" (the clean face) or "mask" (the true occluder mask, for a
+    segmentation study)."""
     s = load_samples(samples_path)
-    columns = [("input", s["input"]), ("target", s["target"]), *zip(s["labels"], s["outputs"])]
-    n_rows, n_cols = len(s["input"]), len(columns)
-    if n_rows == 0:
+    truth = ("true mask", s["mask"]) if target == "mask" else ("target", s["target"])
+    columns = [("input", s["input"]), truth, *zip(s["labels"], s["outputs"])]
+    if len(s["input"]) == 0:
         raise UnmaskError(f"{samples_path}: no test faces to show")
+    return image_grid(columns, out_path)
+
+
+def image_grid(columns: Sequence[tuple[str, np.ndarray]], out_path: str | os.PathLike) -> Path:
+    """PNG of labelled columns of images (each (N, H, W[, 3]) uint8, the same N), ``CELL_PX`` px each."""
+    n_rows, n_cols = len(columns[0][1]), len(columns)
     width, height = n_cols * CELL_PX, n_rows * CELL_PX + LABEL_PX
     fig = plt.figure(figsize=(width / DPI, height / DPI), dpi=DPI)
     for c, (label, images) in enumerate(columns):
@@ -75,7 +84,8 @@ def comparison_figure(samples_path: str | os.PathLike, out_path: str | os.PathLi
                  fontsize=7)
         for r in range(n_rows):
             ax = fig.add_axes((c / n_cols, 1 - (LABEL_PX + (r + 1) * CELL_PX) / height, 1 / n_cols, CELL_PX / height))
-            ax.imshow(images[r], interpolation="nearest")
+            grey = {"cmap": "gray", "vmin": 0, "vmax": 255} if images[r].ndim == 2 else {}
+            ax.imshow(images[r], interpolation="nearest", **grey)
             ax.set_axis_off()
     return _save(fig, out_path)
 
@@ -168,6 +178,13 @@ def _search_headline(trials: pd.DataFrame, search: Mapping[str, Any]) -> str:
             f"{best['cell_label']} ({best[metric]:.4g})")
 
 
+def _with_twins(eval_df: pd.DataFrame, twins: pd.DataFrame) -> pd.DataFrame:
+    """``eval_df`` with the end-to-end rows after its trials and after its baselines, respectively."""
+    parts = [eval_df[eval_df["role"] == "trial"], twins[twins["role"] == "trial"],
+             eval_df[eval_df["role"] != "trial"], twins[twins["role"] != "trial"]]
+    return pd.concat([p for p in parts if len(p)], ignore_index=True)
+
+
 def _meta(name: str, study: Any) -> dict[str, Any]:
     raw = study.model_dump() if hasattr(study, "model_dump") else dict(study or {})
     return {"name": name, **raw}
@@ -214,6 +231,13 @@ def write_reports(results_dir: str | os.PathLike, reports_dir: str | os.PathLike
             written.append(search_figure(trials_path, search, reports_dir / f"{name}_search.png"))
             page += ["", f"![each sampled value against {search.get('metric', 'val_psnr')}]({name}_search.png)"]
         else:
+            e2e = None
+            if meta.get("mask_from"):
+                if test_dir is None:
+                    raise UnmaskError(f"studies.{name}.mask_from: the report needs the test split to measure it")
+                e2e = measure_end_to_end(eval_df, meta["mask_from"], results_dir, test_dir,
+                                         meta.get("test_kinds") or meta.get("kinds"), root, lpips_weights_dir)
+                eval_df = _with_twins(eval_df, e2e.rows)
             page = [study_table(eval_df, meta, paper)]
             if meta.get("champions"):
                 if test_dir is None:
@@ -221,8 +245,16 @@ def write_reports(results_dir: str | os.PathLike, reports_dir: str | os.PathLike
                 champs = measure_champions(meta["champions"], results_dir, test_dir, meta.get("kinds"), root,
                                            lpips_weights_dir)
                 page += champions_section(champs, eval_df, shown_metrics(eval_df, meta), METRICS, _fmt)
+            if e2e is not None:
+                stages_png = None
+                if e2e.stages:
+                    written.append(image_grid(e2e.stages, reports_dir / f"{name}_stages.png"))
+                    stages_png = f"{name}_stages.png"
+                page += end_to_end_section(e2e, stages_png)
         if (study_dir / SAMPLES_FILE).is_file():
-            written.append(comparison_figure(study_dir / SAMPLES_FILE, reports_dir / f"{name}.png"))
+            finds_masks = getattr(study, "finds_masks", lambda: False)()
+            written.append(comparison_figure(study_dir / SAMPLES_FILE, reports_dir / f"{name}.png",
+                                             target="mask" if finds_masks else "image"))
             page += ["", f"![input, target and each configuration's output on the same test faces]({name}.png)"]
         if (study_dir / CURVES_FILE).is_file():
             written.append(learning_curves(study_dir / CURVES_FILE, reports_dir / f"{name}_curves.png",

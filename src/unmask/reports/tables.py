@@ -240,9 +240,14 @@ def study_table(eval_df: pd.DataFrame, study_meta: Mapping[str, Any], paper: Pap
               "among our configurations is in **bold** (↓ lower is better, ↑ higher is better); † marks a "
               "configuration ahead of every other configuration beyond seed noise (each of its seeds better than "
               "every seed of each other configuration, see below). A bold mean without † may be noise. Baselines "
-              "fill the mask without training. Masked metrics average over the occluded pixels only. Parameters count "
+              "involve no training (they fill the mask, or for a segmenter find it). Masked metrics average over "
+              "the occluded pixels only. Parameters count "
               "every network the configuration trains (CycleGAN: both generators and both critics), at this "
               "image size."]
+    from unmask.metrics.mask_baselines import NOTES
+
+    for b in (b for b in baselines.index if b in NOTES):
+        lines += ["", f"Baseline `{b}`: {NOTES[b]}"]
     if paper:
         lines += ["", f"Paper columns: {paper.source}; setting: {paper.setting}. They are not comparable "
                   "number for number with ours (different data, image size and training length)."

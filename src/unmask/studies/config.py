@@ -183,6 +183,8 @@ class StudyConfig(_Section):
     per_kind: bool = False                  # the report also breaks each metric down by occlusion kind
     champions: list[str] = Field(default_factory=list)   # other studies whose champion the report measures
     # on this study's test images (seed 004's Table 1 against seeds 000 and 002)
+    mask_from: Optional[str] = None         # a segmentation study: the report also measures every
+    # configuration and baseline given the mask its champion predicts (seed 001 end to end)
 
     @field_validator("metrics")
     @classmethod
@@ -194,14 +196,23 @@ class StudyConfig(_Section):
             raise ValueError("list at least one metric, or leave it out for all")
         return metrics
 
+    def finds_masks(self) -> bool:
+        """Whether this study trains a segmenter (its trainer outputs a mask, not an image)."""
+        return _finds_masks(self.train)
+
     @field_validator("baselines")
     @classmethod
-    def _known_baselines(cls, names: list[str]) -> list[str]:
+    def _known_baselines(cls, names: list[str], info: ValidationInfo) -> list[str]:
+        """Image baselines (telea...) fill a mask; mask baselines (lower_face) find one: a study takes
+        the kind its trainer's output is measured against."""
         from unmask.metrics.baselines import BASELINES
+        from unmask.metrics.mask_baselines import MASK_BASELINES
 
+        segments = _finds_masks(info.data.get("train") or {})
+        known, what = (MASK_BASELINES, "a segmentation") if segments else (BASELINES, "an inpainting")
         for name in names:
-            if name not in BASELINES:
-                raise ValueError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
+            if name not in known:
+                raise ValueError(f"unknown baseline {name!r} for {what} study; choose from {', '.join(known)}")
         return names
 
     @field_validator("reference")
@@ -249,6 +260,13 @@ class StudyConfig(_Section):
         return self
 
 
+def _finds_masks(train: dict[str, Any]) -> bool:
+    from unmask.training import TRAINERS   # the package: importing it registers every trainer
+
+    framework = train.get("framework")
+    return framework in TRAINERS and TRAINERS.get(framework, "train.framework").output == "mask"
+
+
 def cell_labels(grid: dict[str, list[Any]], extra_cells: list[dict[str, Any]]) -> list[str]:
     """The labels of a study's cells (grid product, then extra cells), as trials carry them."""
     import itertools
@@ -293,6 +311,12 @@ class StudiesParams(_Section):
                 if other not in self.studies or other == name:
                     raise ValueError(f"studies.{name}.champions: {other!r} is not another study "
                                      f"(have: {', '.join(n for n in self.studies if n != name)})")
+            if study.mask_from is not None:
+                seg = self.studies.get(study.mask_from)
+                if seg is None or not seg.finds_masks():
+                    have = [n for n, s in self.studies.items() if s.finds_masks()]
+                    raise ValueError(f"studies.{name}.mask_from: {study.mask_from!r} is not a segmentation "
+                                     f"study (have: {', '.join(have) or 'none'})")
         return self
 
     def study(self, name: str) -> StudyConfig:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -291,23 +291,35 @@ class Trainer:
     def translate(self, occluded: Tensor, mask: Tensor | None = None) -> Tensor:
         """occluded (B,3,H,W) in [-1, 1] -> clean estimate in [-1, 1] (float32, on ``occluded``'s
         device); eval mode, no gradients, no RNG use."""
+        return self._in_eval_mode(self._translate, occluded, mask)[0]
+
+    @torch.no_grad()
+    def _in_eval_mode(self, fn: Callable[[Tensor, Tensor | None], Tensor | Sequence[Tensor]],
+                      occluded: Tensor, mask: Tensor | None) -> list[Tensor]:
+        """``fn(x, m)`` on the trainer's device with the generators in eval mode (restored after) and
+        autocast as in training; its output (a tensor or a list) as float32 tensors clamped to [-1, 1]
+        on ``occluded``'s device."""
         modes = [(m, m.training) for m in self.generators.modules()]
         self.generators.eval()
         try:
             x = occluded.to(self.device).contiguous(memory_format=self.memory_format)
             m = mask.to(self.device).contiguous(memory_format=self.memory_format) if mask is not None else None
             with self._autocast():
-                out = self._translate(x, m)
+                out = fn(x, m)
         finally:
             for module, training in modes:
                 module.training = training
-        return out.float().clamp(-1, 1).to(occluded.device).contiguous()
+        outs = [out] if isinstance(out, Tensor) else list(out)
+        return [o.float().clamp(-1, 1).to(occluded.device).contiguous() for o in outs]
 
-    def measure(self, batch: Batch, lpips: LPIPSMetric | MetricUnavailable | None = None) -> dict[str, Tensor]:
+    def measure(self, batch: Batch, lpips: LPIPSMetric | MetricUnavailable | None = None,
+                model_mask: Tensor | None = None) -> dict[str, Tensor]:
         """Per-image test metrics of one paired batch (``occluded``, ``clean``, ``mask``): the image
-        metrics (``unmask.metrics.compute_metrics`` on [0, 1]) of :meth:`translate` against the clean face."""
+        metrics (``unmask.metrics.compute_metrics`` on [0, 1]) of :meth:`translate` against the clean face.
+        ``model_mask``: the mask the model is given instead of the true one (end to end: a segmenter's
+        prediction); the masked metrics still average over the true occluded pixels."""
         mask = batch.get("mask")
-        pred = self.translate(batch["occluded"], mask)
+        pred = self.translate(batch["occluded"], mask if model_mask is None else model_mask)
         return compute_metrics((pred + 1) / 2, (batch["clean"].float() + 1) / 2, mask=mask, lpips=lpips)
 
     def evaluate(self, batches: Iterable[Batch],

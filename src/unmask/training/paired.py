@@ -126,3 +126,13 @@ class PairedInpaintingTrainer(Trainer):
         if mask is None:
             raise UnmaskError("the paired inpainting model needs the mask: translate(occluded, mask)")
         return composite(self._stages(occluded, mask)[-1], occluded, mask)
+
+    def translate_stages(self, occluded: Tensor, mask: Tensor) -> list[Tensor]:
+        """Each stage's raw output (seed 001's coarse, refined), then the composite :meth:`translate`
+        returns; eval mode, no gradients, in [-1, 1] (seed 001's Figs. 7-11 show these)."""
+        def run(x: Tensor, m: Tensor | None) -> list[Tensor]:
+            if m is None:
+                raise UnmaskError("the paired inpainting model needs the mask: translate_stages(occluded, mask)")
+            outs = self._stages(x, m)
+            return [*outs, composite(outs[-1], x, m)]
+        return self._in_eval_mode(run, occluded, mask)

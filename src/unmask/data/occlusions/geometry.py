@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from unmask.errors import UnmaskError
@@ -148,3 +149,16 @@ def capsule(p0: np.ndarray, p1: np.ndarray, r: float, n: int = 12) -> np.ndarray
     arc0 = p0 + r * np.stack([np.cos(t0), np.sin(t0)], axis=1)
     arc1 = p1 + r * np.stack([np.cos(t1), np.sin(t1)], axis=1)
     return np.concatenate([arc1, arc0])
+
+
+LOWER_FACE = list(range(1, 16)) + [28, 29]   # jaw line 1..15 and the nose bridge: a face mask's outline
+
+
+def lower_face_region(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """Where a face mask would sit, from the 68 landmarks alone: the convex hull of the jaw line and
+    the nose bridge, as a (size, size) bool map (``landmarks`` in that map's pixel coordinates). What
+    ``unmask infer`` inpaints without a segmenter, and the segmentation studies' no-training baseline."""
+    pts = np.round(np.asarray(landmarks, np.float64).reshape(-1, 2)[LOWER_FACE]).astype(np.int32)
+    region = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(region, [cv2.convexHull(pts)], 1)
+    return region.astype(bool)
