@@ -99,3 +99,13 @@ def test_a_configuration_that_could_not_run_says_so_with_its_reason():
     assert psnr[col] == "not run[^notrun]"
     assert "2 not run" in md
     assert "[^notrun]: VGG-19 weights missing (looked for vgg19-dcbb9e9d.pth in /w)" in md
+
+
+def test_comparisons_the_pipeline_cannot_run_and_baseline_caveats_are_stated_under_the_table():
+    md = study_table(_eval_df(), {"title": "t"}, PAPER["paper_seed001_conv_type"])
+    line = _line(md, "Not run: StyleGAN2 with a pSp encoder")
+    assert "pretrained on FFHQ" in line and "cannot be downloaded here" in line
+    df = _eval_df()
+    df.loc[df.role == "baseline", "cell_label"] = "lower_face"
+    assert "clean face, so it is at its best here" in _line(study_table(df, {"title": "t"}, None), "Baseline `lower_face`")
+    assert "Baseline `" not in study_table(_eval_df(), {"title": "t"}, None)

@@ -32,6 +32,7 @@ class PaperTable:
     setting: str
     columns: tuple[PaperColumn, ...]
     note: str = ""
+    not_run: tuple[tuple[str, str], ...] = ()   # (the paper's comparison, why this pipeline does not run it)
 
 
 SEED004_SETTING = ("256 px synthetic face images with free-form occluders (sunglasses, hands, scarves, strokes), "
@@ -150,6 +151,10 @@ PAPER: dict[str, PaperTable] = {
         note="The paper compares the two by pictures only (its Fig. 11) and reports no numbers. Its claim on size: "
              "imputed convolution adds about 2 % parameters where gated convolution doubles them; compare "
              "our parameters row (the generator's count includes both stages and the plain output convs).",
+        not_run=(("StyleGAN2 with a pSp encoder (Section 4.3.2, Fig. 12)",
+                  "it fine-tunes a pSp encoder and StyleGAN2 generator pretrained on FFHQ at 1024 px (with an "
+                  "ArcFace identity loss): those weights cannot be downloaded here, and the project has no "
+                  "StyleGAN2 family to load them into. No number stands in for it."),),
     ),
     "paper_seed004_table2": PaperTable(
         source="seed 004, Table 2 (FD-StackGAN: single-stage vs two-stage network)",

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from unmask.metrics.mask_baselines import NOTES as BASELINE_NOTES
 from unmask.reports.compare import ahead_of_all, beats_section, measured_metrics, noise_section, seed_values
 from unmask.reports.paper import PaperTable
 from unmask.studies.config import DEFAULT_SHOWN, HIGHER_IS_BETTER, NOT_RUN, METRICS as REPORTED
@@ -244,14 +245,14 @@ def study_table(eval_df: pd.DataFrame, study_meta: Mapping[str, Any], paper: Pap
               "the occluded pixels only. Parameters count "
               "every network the configuration trains (CycleGAN: both generators and both critics), at this "
               "image size."]
-    from unmask.metrics.mask_baselines import NOTES
-
-    for b in (b for b in baselines.index if b in NOTES):
-        lines += ["", f"Baseline `{b}`: {NOTES[b]}"]
+    for b in (b for b in baselines.index if b in BASELINE_NOTES):
+        lines += ["", f"Baseline `{b}`: {BASELINE_NOTES[b]}"]
     if paper:
         lines += ["", f"Paper columns: {paper.source}; setting: {paper.setting}. They are not comparable "
                   "number for number with ours (different data, image size and training length)."
                   + (f" {paper.note}" if paper.note else "")]
+        for what, why in paper.not_run:
+            lines += ["", f"Not run: {what}: {why}"]
     lines += beats_section(eval_df, metrics)
     lines += noise_section(eval_df, metrics, study_meta.get("reference_cell"),
                            f"studies.{study_meta.get('name', '<study>')}.reference_cell")
