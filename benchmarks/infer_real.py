@@ -37,6 +37,7 @@ def main() -> int:
 
     import cv2
     import numpy as np
+    from tqdm import tqdm
 
     from unmask.config import load_params
     from unmask.errors import UnmaskError
@@ -57,7 +58,7 @@ def main() -> int:
     reasons: Counter[str] = Counter()
     found_by: Counter[str] = Counter()
     sheet, times, n_faces = [], [], 0
-    for path in photos:
+    for path in tqdm(photos, desc="infer", unit="photo", disable=None):
         t0 = time.perf_counter()
         try:
             photo = load_rgb(path)
