@@ -89,6 +89,12 @@ def test_a_segmenter_that_finds_nothing_leaves_every_twin_at_the_input(project, 
     for twin in (f"generator.conv=imputed {PREDICTED}", f"telea {PREDICTED}"):
         for metric in ("test_psnr", "test_ssim", "test_psnr_masked"):
             assert rows.loc[twin, metric] == pytest.approx(base.loc["input", metric], rel=1e-6), (twin, metric)
+    # the cost table: the same checkpoint's change, here from the cell's own PSNR down to the input's
+    from unmask.reports.tables import METRICS
+    text = "\n".join(end_to_end_section(e2e, None, eval_df, ["psnr"], METRICS))
+    cell = eval_df.set_index("cell_label").loc["generator.conv=imputed", "test_psnr"]
+    want = base.loc["input", "test_psnr"] - cell
+    assert f"| generator.conv=imputed | {want:+.4g} |" in text and "| input | +0 |" in text
     # with the true mask, the trained cell differs from the input
     assert eval_df.set_index("cell_label").loc["generator.conv=imputed", "test_psnr"] != pytest.approx(
         base.loc["input", "test_psnr"], rel=1e-6)

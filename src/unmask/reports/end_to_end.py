@@ -39,7 +39,8 @@ THRESHOLD = 0.5
 
 @dataclass
 class EndToEnd:
-    rows: pd.DataFrame                 # eval.parquet rows (role trial / baseline), labels "<label> mask=predicted"
+    rows: pd.DataFrame                 # eval.parquet rows (role trial / baseline), labels "<label> mask=predicted",
+    # trial_id "<id>:mask=predicted" and ``twin_of`` the trial_id of the row measured with the true mask
     segmenter: str                     # "<study>: <cell label> seed <seed>"
     segmentation: dict[str, float]     # the segmenter's pixel_acc / iou / dice on these test images
     stages: list[tuple[str, np.ndarray]] = field(default_factory=list)   # figure columns (label, uint8 images)
@@ -96,6 +97,7 @@ def measure_end_to_end(eval_df: pd.DataFrame, mask_from: str, results_dir: str |
         means, _ = means_by_kind(outputs(), ds, 0)
         cell = {**json.loads(t["cell"]), "mask": "predicted"}
         rows.append({**t.to_dict(), "cell": json.dumps(cell), "cell_label": predicted_label(t["cell_label"]),
+                     "trial_id": f"{t['trial_id']}:{PREDICTED}", "twin_of": str(t["trial_id"]),
                      **{f"test_{k}": v for k, v in means.items()}})
         if t["cell_label"] not in shown and hasattr(trainer, "translate_stages"):
             shown.add(t["cell_label"])
@@ -107,7 +109,7 @@ def measure_end_to_end(eval_df: pd.DataFrame, mask_from: str, results_dir: str |
         per_batch = [compute_metrics(fn((b["occluded"] + 1) / 2, m), (b["clean"] + 1) / 2, mask=b["mask"], lpips=lpips)
                      for m, b in zip(masks, batches(ds, batch_size))]
         rows.append({**base.to_dict(), "cell_label": predicted_label(base["cell_label"]),
-                     "trial_id": f"{base['trial_id']}:{PREDICTED}",
+                     "trial_id": f"{base['trial_id']}:{PREDICTED}", "twin_of": str(base["trial_id"]),
                      **{f"test_{k}": v for k, v in aggregate(per_batch).items()}})
     first = next(iter(batches(ds, n_samples)))
     stages = [("target", to_uint8(first["clean"])),
@@ -131,8 +133,35 @@ def _outline(occluded: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
     return img.round().astype(np.uint8)
 
 
-def end_to_end_section(e2e: EndToEnd, figure: str | None) -> list[str]:
-    """Markdown under the study table: where the predicted masks came from and how good they are."""
+def cost_of_segmenting(eval_df: pd.DataFrame, twins: pd.DataFrame, metrics: Sequence[str],
+                       labels: dict[str, tuple[str, bool]]) -> list[str]:
+    """Markdown table: per configuration (and baseline), the change of each metric from the true mask to
+    the predicted one, mean and per seed. The two are the same checkpoint, so the change is paired: a sign
+    shared by every seed is not seed noise (whether it matters is for the size to say)."""
+    by_id = eval_df.set_index(eval_df["trial_id"].astype(str))
+    cols = [m for m in metrics if f"test_{m}" in twins and twins[f"test_{m}"].notna().any()]
+    lines = ["", "| configuration | " + " | ".join(f"Δ {labels[m][0]}" for m in cols) + " |",
+             "|---|" + "---:|" * len(cols)]
+    for label, group in twins.groupby("cell_label", sort=False):
+        cells = []
+        for m in cols:
+            deltas = [float(r[f"test_{m}"]) - float(by_id.loc[str(r["twin_of"]), f"test_{m}"])
+                      for _, r in group.iterrows() if str(r["twin_of"]) in by_id.index]
+            signs = {np.sign(d) for d in deltas}
+            same = len(deltas) > 1 and len(signs) == 1 and 0 not in signs
+            cells.append(f"{np.mean(deltas):+.4g}" + (" (" + ", ".join(f"{d:+.3g}" for d in deltas) + ")"
+                                                      if len(deltas) > 1 else "") + (" *" if same else ""))
+        lines.append(f"| {label.removesuffix(' ' + PREDICTED)} | " + " | ".join(cells) + " |")
+    lines += ["", "Δ: predicted-mask value minus true-mask value of the same checkpoint (baselines: the same "
+                  "method), mean over seeds and each seed in brackets; * marks a change of the same sign in "
+                  "every seed."]
+    return lines
+
+
+def end_to_end_section(e2e: EndToEnd, figure: str | None, eval_df: pd.DataFrame | None = None,
+                       metrics: Sequence[str] = (), labels: dict[str, tuple[str, bool]] | None = None) -> list[str]:
+    """Markdown under the study table: where the predicted masks came from, how good they are, and
+    (given the study's ``eval_df``, metrics and their labels) what they cost each configuration."""
     s = e2e.segmentation
     lines = ["", "## End to end: the segmenter's predicted mask", "",
              f"The `{PREDICTED}` columns are the same trained checkpoints as their true-mask twins, given "
@@ -142,6 +171,8 @@ def end_to_end_section(e2e: EndToEnd, figure: str | None) -> list[str]:
              f"{s.get('dice', float('nan')):.4f}. The masked metrics average over the true occluded pixels. "
              "The inpainters were trained with true masks (seed 001 trains its two networks apart), so a "
              "drop from a cell to its twin is the cost of segmenting."]
+    if eval_df is not None and labels and len(e2e.rows):
+        lines += cost_of_segmenting(eval_df, e2e.rows, metrics, labels)
     if figure:
         lines += ["", f"![target, input with the predicted mask (green), then each configuration's coarse, "
                       f"refined and composite output (seed 001's Figs. 7-11)]({figure})"]

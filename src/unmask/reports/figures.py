@@ -211,7 +211,8 @@ def write_reports(results_dir: str | os.PathLike, reports_dir: str | os.PathLike
     written: list[Path] = []
     index = ["# Study reports", "",
              "Re-runs of the seeds' comparisons (seed 000's tables, seed 002's U-Net vs cGAN, seed 004's "
-             "FD-StackGAN; see each page for data source, image size, steps, seeds and CPU). "
+             "FD-StackGAN, seed 001's mask segmenter and coarse-to-fine inpainters; see each page for data "
+             "source, image size, steps, seeds and CPU). "
              "Headline: the best configuration per metric (mean over seeds).", ""]
     for name, study in studies.items():
         meta = _meta(name, study)
@@ -250,7 +251,7 @@ def write_reports(results_dir: str | os.PathLike, reports_dir: str | os.PathLike
                 if e2e.stages:
                     written.append(image_grid(e2e.stages, reports_dir / f"{name}_stages.png"))
                     stages_png = f"{name}_stages.png"
-                page += end_to_end_section(e2e, stages_png)
+                page += end_to_end_section(e2e, stages_png, eval_df, shown_metrics(eval_df, meta), METRICS)
         if (study_dir / SAMPLES_FILE).is_file():
             finds_masks = getattr(study, "finds_masks", lambda: False)()
             written.append(comparison_figure(study_dir / SAMPLES_FILE, reports_dir / f"{name}.png",

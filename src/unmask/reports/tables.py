@@ -151,6 +151,9 @@ def best_cells(eval_df: pd.DataFrame) -> dict[str, tuple[list[str], float]]:
 
 def _header(eval_df: pd.DataFrame, meta: Mapping[str, Any], stats: dict) -> list[str]:
     trials = eval_df[eval_df["role"] == "trial"]
+    twins = trials["twin_of"].notna() if "twin_of" in trials else pd.Series(False, index=trials.index)
+    n_twins = int(twins.sum())    # the same checkpoints measured again (end to end): not more training
+    trials = trials[~twins]
     seeds = sorted({int(s) for s in trials["seed"].dropna()})
     failed = trials[trials["status"] == "ERROR"]
     stopped = trials[trials["status"] == "STOPPED_EARLY"]
@@ -169,7 +172,9 @@ def _header(eval_df: pd.DataFrame, meta: Mapping[str, Any], stats: dict) -> list
              f"- Seeds: {', '.join(map(str, seeds)) or 'none'} ({len(stats)} configurations, {len(trials)} trials"
              + (f", {len(failed)} failed: {', '.join(map(str, failed['trial_id']))}" if len(failed) else "")
              + (f", {len(stopped)} stopped early by the scheduler" if len(stopped) else "")
-             + (f", {len(not_run)} not run (see [^notrun])" if len(not_run) else "") + ")",
+             + (f", {len(not_run)} not run (see [^notrun])" if len(not_run) else "")
+             + (f"; {n_twins} more measurements of those checkpoints with a predicted mask" if n_twins else "")
+             + ")",
              f"- Test images: {', '.join(map(str, n_test)) or 'none'}; metrics re-computed from the checkpoints",
              f"- CPU: {_cpu_text(eval_df)}",
              ""]
