@@ -156,6 +156,13 @@ def test_reference_cell_must_name_a_cell(study, msg):
     assert str(e.value).startswith(f"params.yaml: {msg}"), str(e.value)
 
 
+def test_a_misspelt_grid_key_is_named_even_when_the_study_has_a_reference_cell():
+    base = {"train": {"image_size": 32, "steps": 4, "generator": {"base_channels": 4, "n_blocks": 1}}}
+    study = {"grid": {"adv_los": ["hinge", "lsgan"]}, "reference_cell": "adv_loss=hinge"}
+    with pytest.raises(ConfigError, match=r"^params.yaml: studies.t3.grid.adv_los: unknown key"):
+        parse_study_params(parse_params({**base, "studies": {"t3": study}}))
+
+
 def test_reference_cell_accepts_grid_and_extra_cells():
     base = {"train": {"image_size": 32, "steps": 4, "generator": {"base_channels": 4, "n_blocks": 1}}}
     for label in ("generator.approach=mask", "framework=paired weights={l1: 1.0}"):

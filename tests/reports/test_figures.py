@@ -86,3 +86,42 @@ def test_learning_curves_plot_only_metrics_with_a_curve(tmp_path, monkeypatch):
     monkeypatch.setattr(figures.plt, "subplots", spy)
     learning_curves(tmp_path / "c.parquet", tmp_path / "c.png")
     assert titles == ["val_l1", "g_total"]
+
+
+def test_a_study_validated_once_has_a_one_point_curve(tmp_path, monkeypatch):
+    """steps <= val_every: a single validation point is a curve; a train loss logged once is not."""
+    import unmask.reports.figures as figures
+
+    pd.DataFrame([{"study": "s", "trial_id": "a", "step": 4, "metric": m, "value": 1.0}
+                  for m in ("val_psnr", "g_total")]).to_parquet(tmp_path / "c.parquet")
+    titles = []
+    real = figures.plt.subplots
+
+    def spy(*a, **k):
+        fig, axes = real(*a, **k)
+        for ax in axes.flat:
+            orig = ax.set_title
+            ax.set_title = lambda t, *x, _o=orig, **y: (titles.append(t), _o(t, *x, **y))[1]
+        return fig, axes
+    monkeypatch.setattr(figures.plt, "subplots", spy)
+    assert learning_curves(tmp_path / "c.parquet", tmp_path / "c.png").stat().st_size > 0
+    assert titles == ["val_psnr"]
+
+
+def test_report_stage_replaces_reports_whole_or_leaves_it_as_it_was(tmp_path):
+    """Study a is complete, study b has no eval.parquet: the stage fails naming b, and reports/ keeps
+    exactly its old files (none of a's new pages, no temporaries beside it)."""
+    from unmask.config import parse_params
+    from unmask.pipeline import run_report
+
+    (tmp_path / "results" / "a_ok").mkdir(parents=True)
+    _eval_df().to_parquet(tmp_path / "results" / "a_ok" / "eval.parquet")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "old.md").write_text("old report\n")
+    params = parse_params({"tracking": {"uri": "sqlite:///mlflow.db"},
+                           "studies": {"a_ok": {}, "b_missing": {}}})
+    with pytest.raises(UnmaskError, match=r"results/b_missing/eval.parquet: missing; run the evaluate stage"):
+        run_report(params, root=tmp_path, progress=False)
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["old.md"]
+    assert (tmp_path / "reports" / "old.md").read_text() == "old report\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reports", "results"]

@@ -243,11 +243,7 @@ class StudyConfig(_Section):
             return label
         if info.data.get("search") is not None:
             raise ValueError("a search study has no fixed cells to refer to; leave reference_cell out")
-        labels = cell_labels(info.data.get("grid") or {}, info.data.get("extra_cells") or [])
-        if label not in labels:
-            raise ValueError(f"{label!r} is not a cell of this study; choose one of "
-                             + ", ".join(repr(lb) for lb in labels))
-        return label
+        return label   # that it names a cell is checked once the grid's keys are (parse_study_params)
 
     @model_validator(mode="after")
     def _grid_or_search(self) -> "StudyConfig":
@@ -339,9 +335,13 @@ def parse_study_params(params: Params, source: str = "params.yaml") -> StudiesPa
         raise ConfigError(_format_error(source, err)) from None
     from unmask.studies.grid import expand_study   # grid builds on this module's classes
 
-    for name in parsed.studies:
+    for name, study in parsed.studies.items():
         try:
-            expand_study(parsed, name)
+            expand_study(parsed, name)   # names a misspelt grid key before the reference_cell check below
         except ConfigError as err:
             raise ConfigError(f"{source}: {err}") from None
+        labels = cell_labels(study.grid, study.extra_cells)
+        if study.reference_cell is not None and study.reference_cell not in labels:
+            raise ConfigError(f"{source}: studies.{name}.reference_cell: {study.reference_cell!r} is not a cell "
+                              "of this study; choose one of " + ", ".join(repr(lb) for lb in labels))
     return parsed
