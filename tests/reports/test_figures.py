@@ -67,14 +67,11 @@ def test_column_labels_drop_section_prefixes_but_keep_values():
     assert _short("baseline: input") == "baseline: input"
 
 
-def test_learning_curves_plot_only_metrics_with_a_curve(tmp_path, monkeypatch):
+def _panel_titles(monkeypatch) -> list[str]:
+    """The titles the next figures give their panels, in order (a spy on plt.subplots)."""
     import unmask.reports.figures as figures
 
-    rows = [{"study": "s", "trial_id": "a", "step": s, "metric": m, "value": 1.0}
-            for s in (1, 2) for m in ("g_total", "val_l1", "should_checkpoint")]
-    rows += [{"study": "s", "trial_id": "a", "step": 2, "metric": "test_l1", "value": 1.0}]
-    pd.DataFrame(rows).to_parquet(tmp_path / "c.parquet")
-    titles = []
+    titles: list[str] = []
     real = figures.plt.subplots
 
     def spy(*a, **k):
@@ -84,26 +81,24 @@ def test_learning_curves_plot_only_metrics_with_a_curve(tmp_path, monkeypatch):
             ax.set_title = lambda t, *x, _o=orig, **y: (titles.append(t), _o(t, *x, **y))[1]
         return fig, axes
     monkeypatch.setattr(figures.plt, "subplots", spy)
+    return titles
+
+
+def test_learning_curves_plot_only_metrics_with_a_curve(tmp_path, monkeypatch):
+    rows = [{"study": "s", "trial_id": "a", "step": s, "metric": m, "value": 1.0}
+            for s in (1, 2) for m in ("g_total", "val_l1", "should_checkpoint")]
+    rows += [{"study": "s", "trial_id": "a", "step": 2, "metric": "test_l1", "value": 1.0}]
+    pd.DataFrame(rows).to_parquet(tmp_path / "c.parquet")
+    titles = _panel_titles(monkeypatch)
     learning_curves(tmp_path / "c.parquet", tmp_path / "c.png")
     assert titles == ["val_l1", "g_total"]
 
 
 def test_a_study_validated_once_has_a_one_point_curve(tmp_path, monkeypatch):
     """steps <= val_every: a single validation point is a curve; a train loss logged once is not."""
-    import unmask.reports.figures as figures
-
     pd.DataFrame([{"study": "s", "trial_id": "a", "step": 4, "metric": m, "value": 1.0}
                   for m in ("val_psnr", "g_total")]).to_parquet(tmp_path / "c.parquet")
-    titles = []
-    real = figures.plt.subplots
-
-    def spy(*a, **k):
-        fig, axes = real(*a, **k)
-        for ax in axes.flat:
-            orig = ax.set_title
-            ax.set_title = lambda t, *x, _o=orig, **y: (titles.append(t), _o(t, *x, **y))[1]
-        return fig, axes
-    monkeypatch.setattr(figures.plt, "subplots", spy)
+    titles = _panel_titles(monkeypatch)
     assert learning_curves(tmp_path / "c.parquet", tmp_path / "c.png").stat().st_size > 0
     assert titles == ["val_psnr"]
 
