@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from unmask.config import load_params, parse_params
@@ -90,3 +92,53 @@ def test_yaml_syntax_error_names_line_and_column(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_params(path)
     assert str(e.value).startswith(f"{path}:4:") and "not valid YAML" in str(e.value)
+
+
+@pytest.mark.parametrize("raw, line", [
+    ({"data": {"limit": True}}, "data.limit: Input should be a valid integer (got True)"),
+    ({"split": {"val": 0, "test": 0}}, "split.val: Input should be greater than 0 (got 0)"),
+    ({"split": {"test": 0}}, "split.test: Input should be greater than 0 (got 0)"),
+], ids=["data_limit_true", "split_val_0_test_0", "split_test_0"])
+def test_data_values_that_leave_nothing_to_train_or_test_on_are_refused(raw, line):
+    with pytest.raises(ConfigError) as e:
+        parse_params(raw)
+    assert str(e.value).startswith(f"params.yaml: {line}"), str(e.value)
+
+
+def _alias_bomb(levels: int = 9) -> str:
+    """A few hundred bytes of nested aliases that expand to 9 ** levels values."""
+    lines = ["        - &a0 [normal, normal, normal, normal, normal, normal, normal, normal, normal]"]
+    lines += [f"        - &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "  bomb:\n    grid:\n      generator.approach:\n" + "\n".join(lines) + "\n"
+
+
+def test_yaml_alias_bomb_in_grid_generator_approach_is_refused_before_expanding(tmp_path):
+    import resource
+    import time
+
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text() + _alias_bomb())
+    before, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.monotonic()
+    with pytest.raises(ConfigError) as e:
+        load_params(path)
+    assert re.fullmatch(rf"{re.escape(str(path))}: studies.bomb.grid.generator.approach: expands to 4\d{{8}} values "
+                        "with its YAML aliases, more than the 100000 a params file may hold", str(e.value)), str(e.value)
+    assert time.monotonic() - t0 < 2 and resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB
+
+
+def test_a_few_aliases_are_still_fine(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text() + _alias_bomb(levels=2).replace("bomb:", "bomb:\n    seeds: [0]"))
+    assert load_params(path).model_extra["studies"]["bomb"]["grid"]["generator.approach"][1][0][0] == "normal"
+
+
+def test_study_errors_name_the_params_file_given_with_dash_dash_params(tmp_path, capsys):
+    from unmask.cli import main
+
+    raw = _shipped()
+    raw["studies"]["table3_adv_loss"]["seeds"] = [0, 0]
+    path = tmp_path / "other.yaml"
+    path.write_text(__import__("yaml").safe_dump(raw, sort_keys=False))
+    assert main(["--params", str(path), "sweep", "table3_adv_loss"]) == 2
+    assert capsys.readouterr().err == (f"unmask sweep: error: {path}: studies.table3_adv_loss.seeds: seed 0 is "
+                                       "listed twice; each seed is one trial of every cell\n")

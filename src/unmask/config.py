@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, ValidationError, field_validator,
+                      model_validator)
 
 from unmask.errors import ConfigError
 
@@ -23,9 +24,9 @@ class _Section(BaseModel):
 
 # --------------------------------------------------------------------------- download
 class SyntheticSource(_Section):
-    n_identities: int = Field(60, ge=1)
-    images_per_identity: int = Field(4, ge=1)
-    size: int = Field(128, ge=32, le=1024)     # render size in px (square)
+    n_identities: StrictInt = Field(60, ge=1)
+    images_per_identity: StrictInt = Field(4, ge=1)
+    size: StrictInt = Field(128, ge=32, le=1024)     # render size in px (square)
     glasses_prob: float = Field(0.15, ge=0, le=1)
 
 
@@ -48,7 +49,7 @@ DataSourceName = Literal["synthetic", "folder", "url", "ffhq", "celeba", "celeba
 class DataConfig(_Section):
     source: DataSourceName = "synthetic"
     cache_dir: str = "data/external"           # where url/named datasets are downloaded and extracted
-    limit: Optional[int] = Field(None, ge=1)   # take at most this many images (None: all)
+    limit: Optional[StrictInt] = Field(None, ge=1)   # take at most this many images (None: all)
     synthetic: SyntheticSource = SyntheticSource()
     folder: FolderSource = FolderSource()
     url: UrlSource = UrlSource()
@@ -57,9 +58,9 @@ class DataConfig(_Section):
 
 # --------------------------------------------------------------------------- align
 class AlignConfig(_Section):
-    size: int = Field(64, ge=16, le=1024)      # output side in px
+    size: StrictInt = Field(64, ge=16, le=1024)      # output side in px
     min_eye_distance: float = Field(8.0, gt=0)  # px in the source image; smaller faces are rejected
-    detector_upsample: int = Field(0, ge=0, le=3)  # 0 finds faces >= ~80 px; 1 smaller ones, 4x slower
+    detector_upsample: StrictInt = Field(0, ge=0, le=3)  # 0 finds faces >= ~80 px; 1 smaller ones, 4x slower
     cnn_fallback: bool = True                   # where HOG finds no face, dlib's CNN detector (slower)
     pad_retry: float = Field(0.25, ge=0, le=1)  # then both again on the photo padded by this share (0: off)
     face_crop_fallback: bool = False            # photos are crops of one face: else take the crop as the face
@@ -73,7 +74,7 @@ OcclusionKind = Literal["surgical", "cloth", "n95", "kn95", "template", "centre_
 class SynthesizeConfig(_Section):
     kinds: dict[OcclusionKind, float] = Field(
         default_factory=lambda: {"surgical": 0.3, "cloth": 0.25, "n95": 0.2, "kn95": 0.25})
-    variants_per_image: int = Field(1, ge=1)   # occluded versions made of each aligned image
+    variants_per_image: StrictInt = Field(1, ge=1)   # occluded versions made of each aligned image
     every_image: list[OcclusionKind] = Field(default_factory=list)  # kinds added to every image, beside the mix
     templates: Optional[str] = None             # a MaskTheFace-format folder (masks.cfg + templates/)
     centre_hole_fraction: float = Field(0.3, gt=0, lt=1)  # seed 002: 30 % of the side, white
@@ -100,8 +101,8 @@ class SynthesizeConfig(_Section):
 
 # --------------------------------------------------------------------------- split
 class SplitConfig(_Section):
-    val: float = Field(0.1, ge=0, lt=1)        # share of identities
-    test: float = Field(0.15, ge=0, lt=1)
+    val: float = Field(0.1, gt=0, lt=1)        # share of identities (trials validate and test on
+    test: float = Field(0.15, gt=0, lt=1)      # theirs: neither may be empty)
     clean_domain: float = Field(0.5, gt=0, lt=1)  # share of train identities given to the clean domain
 
     @model_validator(mode="after")
@@ -120,7 +121,13 @@ REQUIRED_SECTIONS = ("data", "align", "synthesize", "split", "train", "studies")
 
 class Params(_Section):
     model_config = ConfigDict(extra="allow", frozen=True)  # STUDY_SECTIONS, checked by unmask.studies
-    seed: int = 0
+    seed: StrictInt = 0
+    _source: str = PrivateAttr("params.yaml")   # the file it was read from, for errors found later
+
+    @property
+    def source(self) -> str:
+        """The file these params were read from (what every later error names)."""
+        return self._source
     data: DataConfig = DataConfig()
     align: AlignConfig = AlignConfig()
     synthesize: SynthesizeConfig = SynthesizeConfig()
@@ -146,7 +153,7 @@ def check_sections(raw: dict) -> None:
 
 def _format_error(source: str, err: ValidationError) -> str:
     e = err.errors()[0]
-    key = ".".join(str(p) for p in e["loc"]) or "<root>"
+    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".") or "<root>"
     if e["type"] == "extra_forbidden":
         msg = "unknown key"
     else:
@@ -163,19 +170,66 @@ def parse_params(raw: dict, source: str = "params.yaml") -> Params:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: top level must be a mapping, got {type(raw).__name__}")
     try:
-        return Params.model_validate(raw)
+        params = Params.model_validate(raw)
+        params._source = source
+        return params
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
     except ValidationError as err:
         raise ConfigError(_format_error(source, err)) from None
 
 
+MAX_YAML_VALUES = 100_000
+"""The most values (mappings, lists and scalars, YAML aliases expanded) a params file may hold: the
+shipped one has about 800; a few kilobytes of nested aliases (an "alias bomb") expand to billions."""
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many values ``node`` stands for once every alias in it is expanded (linear time: each node
+    is counted once, its size memoised; a recursive alias counts once)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = 1
+    children = [c for kv in node.value for c in kv] if isinstance(node, yaml.MappingNode) else (
+        node.value if isinstance(node, yaml.SequenceNode) else [])
+    memo[id(node)] = 1 + sum(_expanded_size(c, memo) for c in children)
+    return memo[id(node)]
+
+
+def _bounded_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load(text)``, refusing (ConfigError naming the dotted key) a document that expands
+    to more than :data:`MAX_YAML_VALUES` values, before anything is expanded."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        memo: dict[int, int] = {}
+        size = _expanded_size(node, memo)
+        if size > MAX_YAML_VALUES:
+            keys = []    # down the mapping keys to where the expansion spreads
+            while isinstance(node, yaml.MappingNode) and node.value:
+                k, v = max(node.value, key=lambda kv: memo[id(kv[1])])
+                if memo[id(v)] <= MAX_YAML_VALUES or not isinstance(k, yaml.ScalarNode):
+                    break
+                keys.append(str(k.value))
+                node = v
+            where = f"{'.'.join(keys)}: " if keys else ""
+            raise ConfigError(f"{source}: {where}expands to {size} values with its YAML aliases, more than the "
+                              f"{MAX_YAML_VALUES} a params file may hold")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def load_params(path: str | os.PathLike = "params.yaml") -> Params:
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = _bounded_yaml(path.read_text(), str(path))
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""

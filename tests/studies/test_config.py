@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from unmask.config import parse_params
@@ -137,3 +139,60 @@ def test_champions_must_name_another_study():
     with pytest.raises(ConfigError, match=r"^params\.yaml: studies\.a\.champions: 'b' is not another study|"
                                           r"^params\.yaml: studies\.b\.champions: 'b' is not another study"):
         parse_study_params(parse_params(raw))
+
+
+# ------------------------------------------------------------------ bad inputs of issue 16: one line naming the key
+@pytest.mark.parametrize("study, line", [
+    ({"seeds": [0, 0]}, "studies.s.seeds: seed 0 is listed twice"),
+    ({"seeds": [True]}, "studies.s.seeds[0]: Input should be a valid integer"),
+    ({"seeds": [-1]}, "studies.s.seeds[0]: Input should be greater than or equal to 0"),
+    ({"train": {"weights": {1: 1.0}}}, "studies.s.train.weights: must be keyed by loss term names, got 1"),
+    ({"grid": {"weights": [{1: 1.0}]}}, "studies.s.grid.weights: must be keyed by loss term names, got 1"),
+    ({"train": {"image_size": 17}}, "studies.s.train.image_size: 17 is not divisible"),
+    ({"extra_cells": [{"adv_loss": "hinge"}, {"adv_los": "hinge"}]}, "studies.s.extra_cells[1].adv_los: unknown key"),
+    ({"kinds": ["freeform"]}, "studies.s.kinds: 'freeform' is never drawn"),
+    ({"test_kinds": ["template"]}, "studies.s.test_kinds: 'template' is never drawn"),
+    ({"grid": {f"k{i}": list(range(10)) for i in range(6)}},
+     "studies.s.grid: 10 x 10 x 10 x 10 x 10 x 10 cells (+0 extra) x 1 seeds = 1000000 trials, more than the 10000"),
+], ids=["seeds_0_0", "seeds_true", "seeds_minus_1", "weights_int_key", "grid_weights_int_key", "study_image_size_17",
+        "extra_cells_misspelt_key", "kinds_freeform_not_drawn", "test_kinds_template_not_drawn", "grid_of_a_million"])
+def test_bad_study_input_is_one_line_naming_the_key_written(study, line):
+    with pytest.raises(ConfigError) as e:
+        _parse({"studies": {"s": study}})
+    assert str(e.value).startswith(f"params.yaml: {line}"), str(e.value)
+
+
+def test_train_image_size_18_names_train_image_size_not_the_discriminator():
+    with pytest.raises(ConfigError, match=r"^params.yaml: train.image_size: 18 is not divisible"):
+        parse_study_params(parse_params({"train": {"image_size": 18}, "studies": {"s": {}}}))
+
+
+def test_kinds_freeform_is_accepted_when_every_image_draws_it():
+    p = parse_study_params(parse_params({**BASE, "synthesize": {"every_image": ["freeform"]},
+                                         "studies": {"s": {"kinds": ["freeform"]}}}))
+    assert p.studies["s"].kinds == ["freeform"]
+
+
+def test_steps_1000000000_is_refused_above_the_stated_cap():
+    with pytest.raises(ConfigError, match=r"^params.yaml: train.steps: must be at most 10000000"):
+        parse_study_params(parse_params({"train": {"steps": 1_000_000_000}, "studies": {"s": {}}}))
+
+
+def test_study_name_of_301_characters_is_refused():
+    with pytest.raises(ConfigError, match=r"^params.yaml: studies: study name s+\.\.\. is 301 characters long"):
+        _parse({"studies": {"s" * 301: {}}})
+
+
+@pytest.mark.parametrize("path", ["results", "./results/", ".", "data/ray", "results/s", "results/trial_store",
+                                  "reports"])
+def test_storage_path_overlapping_results_or_data_is_refused(path):
+    with pytest.raises(ConfigError, match=rf"^params.yaml: sweep.storage_path: '{re.escape(path)}': it "):
+        _parse({"sweep": {"storage_path": path}, "studies": {"s": {}}})
+    assert _parse({"sweep": {"storage_path": "results/ray"}, "studies": {"s": {}}}).sweep.storage_path == "results/ray"
+
+
+def test_errors_of_study_sections_name_the_params_file_given():
+    with pytest.raises(ConfigError, match=r"^other.yaml: studies.s.seeds: seed 0 is listed twice"):
+        parse_study_params(parse_params({**BASE, "studies": {"s": {"seeds": [0, 0]}}}, "other.yaml"))
+    with pytest.raises(ConfigError, match=r"^other.yaml: sweep.max_concurrent:"):
+        parse_study_params(parse_params({"sweep": {"max_concurrent": 0}}, "other.yaml"))

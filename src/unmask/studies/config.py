@@ -13,10 +13,14 @@ where it was written (``studies.table3.grid.adv_los``, ``studies.tune.search.spa
 
 from __future__ import annotations
 
+import math
+import os
 import re
-from typing import Annotated, Any, Literal, Optional
+from pathlib import PurePath, PurePosixPath
+from typing import Annotated, Any, Iterable, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from unmask.config import STUDY_SECTIONS, Params, _format_error
 from unmask.errors import ConfigError
@@ -44,9 +48,10 @@ class SweepConfig(_Section):
     address: Optional[str] = None    # Ray cluster; None -> RAY_ADDRESS or a local cluster on 127.0.0.1
     storage_path: str = "results/ray"   # made absolute; or a pyarrow filesystem URI (s3://, gs://, ...)
     resources: ResourcesConfig = ResourcesConfig()
-    max_concurrent: int = Field(2, ge=1)
-    max_failures: int = Field(2, ge=0)   # retries of a failed trial (tune.FailureConfig)
+    max_concurrent: StrictInt = Field(2, ge=1)
+    max_failures: StrictInt = Field(2, ge=0)   # retries of a failed trial (tune.FailureConfig)
     isolate_network: bool = True         # local cluster: run in a loopback-only netns (unshare -rn)
+    connect_timeout_s: float = Field(30, gt=0, allow_inf_nan=False)   # reaching sweep.address
 
 
 class TrackingConfig(_Section):
@@ -89,7 +94,7 @@ class Distribution(_Section):
 
     uniform: Optional[tuple[float, float]] = None
     loguniform: Optional[tuple[float, float]] = None
-    randint: Optional[tuple[int, int]] = None
+    randint: Optional[tuple[StrictInt, StrictInt]] = None
     choice: Optional[Annotated[list[Any], Field(min_length=1)]] = None
 
     @model_validator(mode="after")
@@ -135,12 +140,12 @@ class SearchConfig(_Section):
     metric: never chosen on test) is poor at a rung, the first after ``grace_period`` steps."""
 
     space: Annotated[dict[str, Distribution], Field(min_length=1)]
-    num_samples: int = Field(8, ge=1)
+    num_samples: StrictInt = Field(8, ge=1)
     algorithm: Literal["random", "optuna"] = "random"     # optuna: TPE (Bayesian), seeded
     scheduler: Literal["fifo", "asha"] = "asha"
     metric: str = "val_psnr"
     mode: Optional[Literal["max", "min"]] = None          # None: from the metric (PSNR, SSIM: max)
-    grace_period: Optional[int] = Field(None, ge=1)       # steps before ASHA may stop; None: train.val_every
+    grace_period: Optional[StrictInt] = Field(None, ge=1)       # steps before ASHA may stop; None: train.val_every
     reduction_factor: float = Field(3.0, gt=1)            # ASHA keeps the best 1/reduction_factor per rung
 
     @field_validator("metric")
@@ -164,13 +169,16 @@ class SearchConfig(_Section):
         return self.mode or ("max" if self.metric.removeprefix("val_") in HIGHER_IS_BETTER else "min")
 
 
+MAX_TRIALS = 10_000   # trials of one study (cells x seeds): the shipped studies have at most 24
+
+
 class StudyConfig(_Section):
     title: str = ""
     train: dict[str, Any] = Field(default_factory=dict)       # overrides of the base ``train``
     grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(default_factory=dict)  # path -> values
     extra_cells: list[dict[str, Any]] = Field(default_factory=list)  # more cells (dotted path -> value)
     # beside the grid, e.g. a reference method with another framework (Table 4's paired inpainter)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Annotated[StrictInt, Field(ge=0)]] = Field(default_factory=lambda: [0], min_length=1)
     kinds: Optional[list[str]] = None      # occlusion kinds to train and test on (None: all)
     test_kinds: Optional[list[str]] = None  # kinds the test split is measured on, when not `kinds`
     # (how a model does on occlusions it was not trained on)
@@ -185,6 +193,14 @@ class StudyConfig(_Section):
     # on this study's test images (seed 004's Table 1 against seeds 000 and 002)
     mask_from: Optional[str] = None         # a segmentation study: the report also measures every
     # configuration and baseline given the mask its champion predicts (seed 001 end to end)
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        twice = sorted({s for s in seeds if seeds.count(s) > 1})
+        if twice:   # one trial would stand for n seeds, with a spread of 0
+            raise ValueError(f"seed {twice[0]} is listed twice; each seed is one trial of every cell")
+        return seeds
 
     @field_validator("metrics")
     @classmethod
@@ -276,10 +292,33 @@ def cell_labels(grid: dict[str, list[Any]], extra_cells: list[dict[str, Any]]) -
 
 class ReportsConfig(_Section):
     lpips_weights_dir: Optional[str] = None  # folder with alexnet-owt-7be5be79.pth (else: torch hub cache)
-    n_samples: int = Field(6, ge=1)           # test faces shown in reports/<study>.png
+    n_samples: StrictInt = Field(6, ge=1)           # test faces shown in reports/<study>.png
 
 
 STUDY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+MAX_NAME = 100   # a study's name is a file name (reports/<name>_curves.png, results/<name>.unmask-sweep.json)
+# folders of the project that a sweep's storage (where a changed sweep deletes <storage>/<study>) must
+# not overlap: the pipeline's data and reports, each study's results, the trial store
+PROTECTED = ("data", "reports")
+
+
+def _overlap(a: PurePath, b: PurePath) -> bool:
+    return a == b or a in b.parents or b in a.parents
+
+
+def storage_conflict(storage: PurePath, root: PurePath, studies: Iterable[str],
+                     results: PurePath | None = None) -> str | None:
+    """Why Tune's ``storage`` (its experiments are ``<storage>/<study>``) cannot be used in the project at
+    ``root``: it is or holds ``results`` (default ``root/results``), or overlaps data/, reports/, a
+    study's results or the trial store (a sweep that starts over deletes ``<storage>/<study>``); None
+    when it is apart."""
+    results = root / "results" if results is None else results
+    if storage == results or storage in results.parents:
+        return f"it holds {results} (a sweep that starts over would delete results/<study>)"
+    for folder in [root / p for p in PROTECTED] + [results / n for n in (*studies, "trial_store")]:
+        if _overlap(storage, folder):
+            return f"it overlaps {folder} (a sweep that starts over deletes <storage>/<study>)"
+    return None
 
 
 class StudiesParams(_Section):
@@ -288,6 +327,12 @@ class StudiesParams(_Section):
     tracking: TrackingConfig = TrackingConfig()
     reports: ReportsConfig = ReportsConfig()
     studies: dict[str, StudyConfig] = Field(default_factory=dict)
+    _source: str = PrivateAttr("params.yaml")   # the file it was read from, for errors found later
+
+    @property
+    def source(self) -> str:
+        """The file these sections were read from (what the sweep's errors name)."""
+        return self._source
 
     @field_validator("studies", mode="before")
     @classmethod
@@ -298,11 +343,30 @@ class StudiesParams(_Section):
             if not isinstance(name, str) or not STUDY_NAME.fullmatch(name):
                 raise ValueError(f"study name {name!r} is not a plain identifier (a letter, then letters, "
                                  "digits or _): it is used as a file name")
+            if len(name) > MAX_NAME:
+                raise ValueError(f"study name {name[:20]}... is {len(name)} characters long, more than "
+                                 f"{MAX_NAME}: it is used as a file name")
         return studies
 
     @model_validator(mode="after")
-    def _known_champions(self) -> "StudiesParams":
+    def _storage_apart(self) -> "StudiesParams":
+        path = self.sweep.storage_path
+        if "://" not in path and not os.path.isabs(path):   # absolute: checked against the root by the sweep
+            why = storage_conflict(PurePosixPath(os.path.normpath(path)), PurePosixPath("."), self.studies)
+            if why:
+                raise ValueError(f"sweep.storage_path: {path!r}: {why}; use a folder of its own such as "
+                                 "results/ray")
+        return self
+
+    @model_validator(mode="after")
+    def _sizes_and_links(self) -> "StudiesParams":
         for name, study in self.studies.items():
+            sizes = [len(v) for v in study.grid.values()]
+            n = (math.prod(sizes) + len(study.extra_cells)) * len(study.seeds)   # before any cell is built
+            if n > MAX_TRIALS:
+                raise ValueError(f"studies.{name}.grid: {' x '.join(map(str, sizes)) or 1} cells "
+                                 f"(+{len(study.extra_cells)} extra) x {len(study.seeds)} seeds = {n} trials, "
+                                 f"more than the {MAX_TRIALS} a study may have")
             for other in study.champions:
                 if other not in self.studies or other == name:
                     raise ValueError(f"studies.{name}.champions: {other!r} is not another study "
@@ -325,14 +389,30 @@ class StudiesParams(_Section):
 SECTIONS = STUDY_SECTIONS
 
 
-def parse_study_params(params: Params, source: str = "params.yaml") -> StudiesParams:
-    """Validate the study sections of ``params`` (its extra keys) and every trial they imply."""
+def _check_drawn(params: Params, name: str, study: StudyConfig, source: str) -> None:
+    """A study's kinds must be ones the synthesize stage draws (a positive weight in synthesize.kinds, or
+    synthesize.every_image): else its trials find no rows, after Ray has started."""
+    syn = params.synthesize
+    drawn = {k for k, w in syn.kinds.items() if w > 0} | set(syn.every_image)
+    for key in ("kinds", "test_kinds"):
+        for kind in getattr(study, key) or []:
+            if kind.split(":")[0] not in drawn:
+                raise ConfigError(f"{source}: studies.{name}.{key}: {kind!r} is never drawn (synthesize.kinds "
+                                  f"gives it no weight and synthesize.every_image does not list it; drawn: "
+                                  f"{', '.join(sorted(drawn))})")
+
+
+def parse_study_params(params: Params, source: str | None = None) -> StudiesParams:
+    """Validate the study sections of ``params`` (its extra keys) and every trial they imply; errors
+    name ``source`` (default: the file ``params`` was read from)."""
+    source = source or params.source
     extra = params.model_extra or {}
     raw = {k: extra[k] for k in SECTIONS if k in extra and extra[k] is not None}
     try:
         parsed = StudiesParams.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(_format_error(source, err)) from None
+    parsed._source = source
     from unmask.studies.grid import expand_study   # grid builds on this module's classes
 
     for name, study in parsed.studies.items():
@@ -340,6 +420,7 @@ def parse_study_params(params: Params, source: str = "params.yaml") -> StudiesPa
             expand_study(parsed, name)   # names a misspelt grid key before the reference_cell check below
         except ConfigError as err:
             raise ConfigError(f"{source}: {err}") from None
+        _check_drawn(params, name, study, source)
         labels = cell_labels(study.grid, study.extra_cells)
         if study.reference_cell is not None and study.reference_cell not in labels:
             raise ConfigError(f"{source}: studies.{name}.reference_cell: {study.reference_cell!r} is not a cell "

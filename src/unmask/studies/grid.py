@@ -88,7 +88,7 @@ def _set_dotted(d: dict[str, Any], path: str, value: Any, where: str) -> None:
 def _flat_keys(d: dict[str, Any], prefix: str = "") -> set[str]:
     keys = set()
     for k, v in d.items():
-        keys.add(prefix + k)
+        keys.add(f"{prefix}{k}")    # a key may be no string (weights: {1: 1.0}): TrainConfig names it
         if isinstance(v, dict):
             keys |= _flat_keys(v, f"{prefix}{k}.")
     return keys
@@ -137,6 +137,8 @@ def build_train(params: StudiesParams, study: str, cell: dict[str, Any], seed: i
         train_cfg = TrainConfig.from_dict(raw)
         _check_names(train_cfg)
     except ConfigError as err:
+        if str(err).startswith("train.discriminator.image_size: "):   # set from image_size, never written
+            err = ConfigError("train.image_size: " + str(err).partition(": ")[2])
         raise _locate(err, study, cell, cfg.train, section) from None
     return train_cfg.to_dict(), size
 
@@ -152,9 +154,10 @@ def expand_study(params: StudiesParams, study: str) -> list[Trial]:
     cells = [dict(zip(keys, values)) for values in itertools.product(*(cfg.grid[k] for k in keys))]
     trials: list[Trial] = []
     extra = {"test_kinds": cfg.test_kinds} if cfg.test_kinds else {}
-    for cell in [*cells, *cfg.extra_cells]:
+    sections = ["grid"] * len(cells) + [f"extra_cells[{i}]" for i in range(len(cfg.extra_cells))]
+    for cell, section in zip([*cells, *cfg.extra_cells], sections):
         for seed in cfg.seeds:
-            train, size = build_train(params, study, cell, seed)
+            train, size = build_train(params, study, cell, seed, section)
             trials.append(Trial(study=study, cell=cell, cell_label=cell_label(cell), seed=seed,
                                 image_size=size, kinds=cfg.kinds, train=train, **extra))
     return trials

@@ -42,6 +42,11 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+MAX_STEPS = 10_000_000
+"""The most steps a run may take: 700 times the paper's 14,360, weeks of training at any speed this
+project reaches (a typo such as 1000000000 would otherwise run until killed)."""
+
+
 @dataclass
 class TrainConfig:
     """One training run. The conditioning channels of the networks are set by the trainer (StarGAN
@@ -90,6 +95,7 @@ class TrainConfig:
                          ("log_every", 1), ("seed", 0)):
             v = getattr(self, key)
             _check(_is_int(v) and v >= low, key, v, f"an integer >= {low}")
+        _check(self.steps <= MAX_STEPS, "steps", self.steps, f"at most {MAX_STEPS} (the paper's scale is 14360)")
         _check(self.n_critic is None or (_is_int(self.n_critic) and self.n_critic >= 1),
                "n_critic", self.n_critic, "null or an integer >= 1")
         _check(self.n_discriminators in (1, 2) and _is_int(self.n_discriminators),
