@@ -35,7 +35,7 @@ ENTRIES: dict[str, Callable[[str], set[str]]] = {
     "unmask.pipeline": lambda command: {f"run_{command}"},
 }
 # sweep settings that decide how the trials run, not what they compute: not params of the sweep stage
-EXECUTION_ONLY = {"address", "storage_path", "max_concurrent", "max_failures", "isolate_network"}
+EXECUTION_ONLY = {"address", "storage_path", "max_concurrent", "max_failures", "isolate_network", "connect_timeout_s"}
 
 
 def _dvc() -> dict:

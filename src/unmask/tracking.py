@@ -17,6 +17,7 @@ from unmask.studies.config import StudiesParams, TrackingConfig
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 PARENT_TAG = "mlflow.parentRunId"
+LOCK_WAIT_S = 5.0   # how long check_store waits for another process's lock on a sqlite store
 SQLITE = "sqlite:///"
 
 
@@ -41,8 +42,9 @@ def sqlite_path(uri: str) -> Path | None:
 
 def check_store(uri: str) -> None:
     """Refuse a local sqlite tracking store whose file is not an SQLite database (random bytes, another
-    file type, a damaged header) with one line naming the file, before MLflow fails on it with a
-    traceback. A store that does not exist yet is fine: MLflow creates it."""
+    file type, a damaged header), or that another process holds locked for more than
+    :data:`LOCK_WAIT_S`, with one line naming the file, before MLflow fails on it with a traceback. A
+    store that does not exist yet is fine: MLflow creates it."""
     import sqlite3
 
     path = sqlite_path(uri)
@@ -52,13 +54,18 @@ def check_store(uri: str) -> None:
         raise UnmaskError(f"{path}: tracking.uri points at a {'folder' if path.is_dir() else 'special file'}, "
                           "not an SQLite database")
     try:
-        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        con = sqlite3.connect(path.resolve().as_uri(), uri=True, timeout=LOCK_WAIT_S, isolation_level=None)
         try:
             con.execute("SELECT count(*) FROM sqlite_master").fetchone()   # reads and checks the header
+            con.execute("BEGIN IMMEDIATE")    # the write lock every MLflow write takes; nothing is written
+            con.execute("ROLLBACK")
         finally:
             con.close()
-    except sqlite3.OperationalError:   # locked by a writer, cannot be opened: MLflow waits or says so
-        return
+    except sqlite3.OperationalError as e:
+        if "locked" in str(e):   # MLflow would wait, then fail with a traceback
+            raise UnmaskError(f"{path}: database is locked by another process (waited {LOCK_WAIT_S:g} s); "
+                              "end the program holding it, then run again") from None
+        return   # cannot be opened for writing (read-only): MLflow says so when it writes
     except sqlite3.DatabaseError as e:   # SQLITE_NOTADB, SQLITE_CORRUPT
         raise UnmaskError(f"{path}: not an MLflow tracking database ({e}); move it away to start a new "
                           "store, or point tracking.uri elsewhere") from None

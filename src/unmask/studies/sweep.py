@@ -49,11 +49,14 @@ in the store only once the whole sweep has finished, so a resumed sweep has the 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import math
 import os
 import shutil
+import socket
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -65,8 +68,10 @@ import pyarrow.parquet as pq
 import unmask
 from unmask.errors import UnmaskError
 from unmask.io.atomic import atomic_dir, atomic_path, write_text
+from unmask.io.named import naming
 from unmask.io.remote import local_copy
-from unmask.studies.config import HIGHER_IS_BETTER, METRICS, NOT_RUN, SearchConfig, StudiesParams, SweepConfig
+from unmask.studies.config import (HIGHER_IS_BETTER, METRICS, NOT_RUN, ResourcesConfig, SearchConfig, StudiesParams,
+                                   SweepConfig, storage_conflict)
 from unmask.studies.grid import Trial, expand_study, fingerprint, resolve_trial
 from unmask.studies.store import HASH_MEMO, TrialStore, data_version, required_test, select_by, storable, trial_key
 from unmask.studies.trial import train_trial
@@ -81,6 +86,7 @@ CHAMPION_ALIAS = "champion"
 SWEEP_FILE = "sweep.json"         # <results_dir>/<study>/sweep.json: the sweep's own summary
 CHECKPOINTS_DIR = "checkpoints"   # <results_dir>/<study>/checkpoints/<trial_key or trial_id>.pt (a DVC output)
 STATE_FILE = "unmask-sweep.json"   # <storage>/<study>.unmask-sweep.json
+LOCK_FILE = ".sweep.lock"          # <results_dir>/<study>/.sweep.lock: held by the study's running sweep
 RAY_KEYS = {"timestamp", "checkpoint_dir_name", "done", "training_iteration", "trial_id", "date",
             "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "node_id",
             "time_since_restore", "iterations_since_restore", "step", "train_time_s"}
@@ -107,9 +113,12 @@ def ray_session(cfg: SweepConfig) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
+    key = "sweep.address" if cfg.address else "RAY_ADDRESS"
     address = cfg.address or os.environ.get("RAY_ADDRESS")
     package = str(Path(unmask.__file__).parent)
     if address:
+        address = reachable_address(address, key, cfg.connect_timeout_s)
+        log.info("joining the Ray cluster at %s (%s)", address, key)
         ray.init(address=address, runtime_env={"py_modules": [package], "env_vars": _worker_env()})
     else:
         src = str(Path(package).parent)
@@ -121,6 +130,65 @@ def ray_session(cfg: SweepConfig) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+def reachable_address(address: str, key: str, timeout_s: float) -> str:
+    """The cluster address to hand ``ray.init``, after checking within ``timeout_s`` that something answers
+    there (``ray.init`` itself retries an unreachable address for minutes): UnmaskError naming ``key``
+    otherwise. ``auto`` is the cluster ``ray start`` started on this machine, never other Ray processes
+    that happen to run here (another program's own cluster)."""
+    from ray._private.services import find_bootstrap_address
+
+    if address == "auto":
+        found = find_bootstrap_address(None)
+        if found is None:
+            raise UnmaskError(f"{key}: auto: no cluster started with `ray start` on this machine (Ray processes "
+                              "another program started are not joined); start one, or give its address")
+        address = found
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        raise UnmaskError(f"{key}: {address!r} is not host:port (or ray://host:port, or auto)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        why = f"no answer within {timeout_s:g} s" if isinstance(err, TimeoutError) else (err.strerror or str(err))
+        raise UnmaskError(f"{key}: cannot reach a Ray cluster at {address} ({why})") from None
+    return address
+
+
+def check_resources(res: ResourcesConfig, nodes: list[dict[str, Any]], source: str = "params.yaml") -> None:
+    """UnmaskError naming the ``sweep.resources`` key no alive node of the cluster (``ray.nodes()``) can
+    meet: Tune would wait for ever for a node with the GPU (or the CPUs) one trial asks for."""
+    alive = [n.get("Resources", {}) for n in nodes if n.get("Alive", True)]
+    for key, name, need in (("gpu", "GPU", res.gpu), ("cpu", "CPU", res.cpu)):
+        most = max((r.get(name, 0) for r in alive), default=0)
+        if need > most:
+            raise UnmaskError(f"{source}: sweep.resources.{key}: a trial asks for {need:g} {name}, but no node of "
+                              f"the Ray cluster has that many (the most on one node: {most:g}); lower it")
+    if not any(r.get("GPU", 0) >= res.gpu and r.get("CPU", 0) >= res.cpu for r in alive):
+        raise UnmaskError(f"{source}: sweep.resources: no node of the Ray cluster has {res.cpu:g} CPU and "
+                          f"{res.gpu:g} GPU together")
+
+
+@contextlib.contextmanager
+def study_lock(path: Path, name: str) -> Iterator[None]:
+    """Hold ``path`` (flock, released when the process ends, however it ends) while study ``name`` is
+    swept; UnmaskError saying who holds it when another sweep of the study runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 512, 0).decode(errors="replace").strip() or "another process"
+            raise UnmaskError(f"{path}: study {name} is being swept already, by {holder}; wait for it to end "
+                              "(it keeps what it trains)") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
+                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 # --------------------------------------------------------------------------- storage
@@ -220,8 +288,10 @@ def unfinished_trials(results) -> int:
     """How many trials neither failed, nor reported their last step, nor were stopped by the scheduler.
     After SIGINT Tune returns early and marks the trials it stopped TERMINATED, so the reported step
     tells; a scheduler's stop marks the last result ``done``, an interruption does not."""
-    return sum(r.error is None and not (r.metrics or {}).get("done")
-               and (r.metrics or {}).get("step", 0) < resolve_trial(r.config)["train"]["steps"] for r in results)
+    return sum(r.config is None   # a trial that never started (interrupted while waiting for resources)
+               or (r.error is None and not (r.metrics or {}).get("done")
+                   and (r.metrics or {}).get("step", 0) < resolve_trial(r.config)["train"]["steps"])
+               for r in results)
 
 
 def cell_means(table: pd.DataFrame) -> pd.DataFrame:
@@ -307,8 +377,9 @@ def copy_checkpoints(table: pd.DataFrame, out_dir: str | os.PathLike, root: str 
 
 
 def _write_parquet(path: Path, df: pd.DataFrame) -> None:
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, naming(path):
         pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
+
 
 
 def _register_champion(name: str, table: pd.DataFrame, metric: str | None = None, mode: str = "max") -> str | None:
@@ -516,9 +587,22 @@ def run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, re
     taken from ``root`` (the project root); ``data_source`` is recorded in every row. A grid study
     trains only the trials ``trial_store`` (default ``<results_dir>/trial_store``) does not hold.
     """
+    root = Path(root).resolve()
+    params.study(name)
+    if "://" not in params.sweep.storage_path:   # an absolute path too (parsing checked relative ones)
+        why = storage_conflict(Path(_storage(params.sweep, root)), root, params.studies,
+                               Path(results_dir).resolve())
+        if why:
+            raise UnmaskError(f"{params.source}: sweep.storage_path: {params.sweep.storage_path!r}: {why}; "
+                              "use a folder of its own such as results/ray")
+    with study_lock(Path(results_dir) / name / LOCK_FILE, name):
+        return _run_study(name, params, data_root, results_dir, progress, root, data_source, trial_store)
+
+
+def _run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, results_dir: str | os.PathLike,
+               progress: bool, root: Path, data_source: str, trial_store: str | os.PathLike | None) -> Path:
     import mlflow
 
-    root = Path(root).resolve()
     study = params.study(name)
     trials = expand_study(params, name)
     data_root = Path(data_root).resolve()
@@ -659,6 +743,9 @@ def _sweep(name: str, study, params: StudiesParams, trials: list[Trial], context
 
     res = params.sweep.resources
     with ray_session(params.sweep):
+        import ray
+
+        check_resources(res, ray.nodes(), params.source)    # before the first trial: Tune would wait for ever
         trainable = tune.with_resources(train_trial, {"cpu": res.cpu, "gpu": res.gpu})
         if resume:
             log.info("%s: resuming the sweep in %s", name, exp_path)
