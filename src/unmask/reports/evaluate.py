@@ -25,6 +25,7 @@ from tqdm import tqdm
 from unmask.data.torch_datasets import PairedDataset, batches, round_robin_by_identity
 from unmask.errors import UnmaskError
 from unmask.io.atomic import atomic_path
+from unmask.io.named import naming
 from unmask.io.remote import local_copy
 from unmask.io.shards import arrow_reason
 from unmask.metrics import LPIPSMetric, MetricUnavailable, aggregate, build_baseline, compute_metrics, load_lpips
@@ -222,7 +223,7 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
         table["test_lpips"] = np.nan
     out_dir = Path(out_dir)
     _write_samples(out_dir / SAMPLES_FILE, ds, n_samples, samples)
-    with atomic_path(out_dir / EVAL_FILE) as tmp:
+    with atomic_path(out_dir / EVAL_FILE) as tmp, naming(out_dir / EVAL_FILE):
         table.to_parquet(tmp, index=False)
     return table
 
@@ -247,7 +248,7 @@ def _write_samples(path: Path, ds: Subset, n: int, outputs: dict[str, np.ndarray
               "mask": to_uint8(torch.stack([it["mask"] for it in items]) * 2 - 1),
               "labels": np.array(list(outputs), dtype=str)}
     arrays.update({f"out_{i}": out[:n] for i, out in enumerate(outputs.values())})
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, naming(path), open(tmp, "wb") as f:
         np.savez_compressed(f, **arrays)
 
 
