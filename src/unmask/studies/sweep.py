@@ -184,7 +184,10 @@ def study_lock(path: Path, name: str) -> Iterator[None]:
             raise UnmaskError(f"{path}: study {name} is being swept already, by {holder}; wait for it to end "
                               "(it keeps what it trains)") from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
+        # in the sweep's PID namespace it is PID 1: name the `unmask sweep` outside (netns.OUTER_PID; not
+        # imported: the evaluate stage, which imports this module, does not depend on netns)
+        pid = os.environ.get("UNMASK_SWEEP_PID") or os.getpid()
+        os.pwrite(fd, f"pid {pid} on {socket.gethostname()} since "
                       f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
         yield
     finally:
