@@ -49,9 +49,9 @@ def main() -> int:
 
     studies = {n: s.kinds for n, s in parse_study_params(load_params(ROOT / "params.yaml")).studies.items()}
     seg_spec = default_segmenter(ROOT)
-    segmenter = load_unmasker(seg_spec, ROOT) if seg_spec else None
+    segmenter = load_unmasker(seg_spec, ROOT, role="segmenter") if seg_spec else None
     model = load_unmasker(args.model or default_model(ROOT, studies, need_mask_free=segmenter is None), ROOT)
-    photos = list_photos(args.photos)
+    photos, _ = list_photos(args.photos)
     if args.limit:
         photos = sorted(random.Random(args.seed).sample(photos, min(args.limit, len(photos))))
     args.out.mkdir(parents=True, exist_ok=True)

@@ -144,7 +144,7 @@ def test_the_cli_needs_a_model_that_exists(tmp_path, capsys):
 
 def test_without_a_mask_the_segmenter_finds_the_region(checkpoint, segmenter):
     photo, clean, mask, lm = _photo()
-    res = unmask_face(photo, lm, load_unmasker(str(checkpoint)), segmenter=load_unmasker(str(segmenter)))
+    res = unmask_face(photo, lm, load_unmasker(str(checkpoint)), segmenter=load_unmasker(str(segmenter), role="segmenter"))
     inter, union = (res.region & mask).sum(), (res.region | mask).sum()
     assert inter / union > 0.5, inter / union                       # the predicted region is the mask
     changed = np.any(res.output != photo, axis=2)

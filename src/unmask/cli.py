@@ -172,18 +172,24 @@ def main(argv: list[str] | None = None) -> int:
             from unmask.studies import parse_study_params
 
             seg_spec = None if args.mask else (args.segmenter or default_segmenter(root))
-            segmenter = load_unmasker(seg_spec, root) if seg_spec and seg_spec != "none" else None
+            segmenter = load_unmasker(seg_spec, root, role="segmenter") if seg_spec and seg_spec != "none" else None
             kinds = {n: s.kinds for n, s in parse_study_params(params).studies.items()}
             spec = args.model or default_model(root, kinds, need_mask_free=args.mask is None and segmenter is None)
-            model = load_unmasker(spec, root)
+            model = load_unmasker(spec, root, role="model")
             if segmenter is not None:
                 print(f"unmask infer: masks predicted by {segmenter.name}", file=sys.stderr)
             print(f"unmask infer: model {model.name} ({model.size} px, input "
                   f"{model.trainer.model_input})", file=sys.stderr)
             written, rejected = infer(args.photos, args.out, model, mask=args.mask, side=args.side_by_side,
                                       progress=not args.quiet, segmenter=segmenter, face_crop=args.face_crop)
+            listed = Path(args.out) / "rejected.csv"
+            if written == 0 and rejected:
+                first = rejected[0]
+                raise UnmaskError(f"{first[0]}: {first[1]}" if len(rejected) == 1 else
+                                  f"no photo restored: {len(rejected)} rejected (first: {first[0]}: {first[1]}; "
+                                  f"see {listed})")
             print(f"unmask infer: {written} photo(s) written to {args.out}; {len(rejected)} rejected "
-                  f"(see {Path(args.out) / 'rejected.csv'})", file=sys.stderr)
+                  f"(see {listed})", file=sys.stderr)
             return 0
         if args.command == "sweep":
             rc = _rerun_sweep(params, argv if argv is not None else sys.argv[1:])

@@ -17,6 +17,15 @@ For every face in a photo:
    bit for bit;
 6. write the photo (``--side-by-side``: input | region | output).
 
+What it never does: write over an input (an ``--out`` equal to or inside the input folder is refused,
+and so is any output that would land on an input file), let two inputs share an output (``a.jpg`` and
+``a.png`` are written as ``a.jpg.png`` and ``a.png.png``), follow a symbolic link inside ``--out``, or
+leave a half-written file (every output is written to a temporary sibling and renamed: a full disk
+stops the run with one line and the earlier output of that name intact). Detection works on a bounded
+copy of the photo (:data:`unmask.data.landmarks.HOG_MAX_SIDE`) and all per-face work on the window the
+face covers, so a 50-megapixel photo costs seconds and well under 2 GB. A photo that fails for any
+reason is its own row in ``rejected.csv`` (rewritten as the run goes) and the run goes on.
+
 Models load without running pickled code: trial checkpoints are read with ``weights_only=True``. A
 model is a checkpoint path or ``study:champion`` (that study's trial with the best validation PSNR,
 from ``results/<study>/trials.parquet``). Nothing is downloaded.
@@ -25,7 +34,10 @@ from ``results/<study>/trials.parquet``). Nothing is downloaded.
 from __future__ import annotations
 
 import csv
+import io
 import os
+import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -37,8 +49,11 @@ from tqdm import tqdm
 
 from unmask.data.align import _square_to_quad, align_image, ffhq_quad
 from unmask.data.occlusions.geometry import lower_face_region
+from unmask.data.sources import display_name, list_folder
 from unmask.errors import UnmaskError
-from unmask.io.images import load_rgb
+from unmask.io.atomic import write_bytes
+from unmask.io.images import PNG_COMPRESS_LEVEL, load_rgb
+from unmask.io.named import naming
 from unmask.training import Trainer, load_trainer
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -76,13 +91,19 @@ class Unmasker:
         return ((out[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
 
 
-def load_unmasker(spec: str, root: str | os.PathLike = ".") -> Unmasker:
-    """The model ``spec`` names: a checkpoint file (``.pt``) or ``STUDY:champion``."""
+# what each option of ``unmask infer`` takes, by the trainer's declared output
+ROLES = {"model": "image", "segmenter": "mask"}
+
+
+def load_unmasker(spec: str, root: str | os.PathLike = ".", role: str = "model") -> Unmasker:
+    """The model ``spec`` names: a checkpoint file (``.pt``) or ``STUDY:champion``. ``role`` is what it
+    is used as (``model``: it must output an image; ``segmenter``: a mask), checked against the
+    trainer's declared ``output``."""
     root = Path(root)
     if ":" in spec and not Path(spec).exists() and "://" not in spec:
         study, _, alias = spec.partition(":")
         if alias != "champion":
-            raise UnmaskError(f"--model {spec}: only the alias 'champion' is known (STUDY:champion)")
+            raise UnmaskError(f"--{role} {spec}: only the alias 'champion' is known (STUDY:champion)")
         from unmask.reports.champions import champion_row
         from unmask.reports.evaluate import read_trials, resolve_location
 
@@ -93,12 +114,21 @@ def load_unmasker(spec: str, root: str | os.PathLike = ".") -> Unmasker:
         ckpt = resolve_location(str(best["checkpoint"]), root)
         trainer = load_trainer(ckpt, device="cpu")
         size = int(best.get("image_size") or trainer.cfg.discriminator.image_size)
-        return Unmasker(trainer, size, f"{study}: {best['cell_label']} seed {best['seed']}")
-    path = Path(spec)
-    if not path.is_file():
-        raise UnmaskError(f"--model {spec}: no such checkpoint file (or give STUDY:champion)")
-    trainer = load_trainer(path, device="cpu")
-    return Unmasker(trainer, int(trainer.cfg.discriminator.image_size), str(path))
+        unmasker = Unmasker(trainer, size, f"{study}: {best['cell_label']} seed {best['seed']}")
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise UnmaskError(f"--{role} {spec}: no such checkpoint file (or give STUDY:champion)")
+        trainer = load_trainer(path, device="cpu")
+        unmasker = Unmasker(trainer, int(trainer.cfg.discriminator.image_size), str(path))
+    output = getattr(unmasker.trainer, "output", "image")
+    if output != ROLES[role]:
+        other = next((r for r, o in ROLES.items() if o == output), None)
+        raise UnmaskError(f"--{role} {spec}: its trainer ({unmasker.trainer.cfg.framework}) outputs "
+                          f"{'a ' if output == 'mask' else 'an '}{output}; --{role} needs one that outputs "
+                          f"{'a ' if ROLES[role] == 'mask' else 'an '}{ROLES[role]}"
+                          + (f" (give it as --{other})" if other else ""))
+    return unmasker
 
 
 DEFAULT_SEGMENTER = "seed001_segmentation"
@@ -168,20 +198,38 @@ def find_faces_how(photo: np.ndarray, face_crop: bool = False) -> tuple[list[np.
     return cascade(photo, upsample=1, cnn=True, pad=PAD_RETRY, face_crop=face_crop)
 
 
+EXACT_GROW_PX = 16      # dilations up to this radius use the elliptic kernel; wider ones a distance map
+
+
+def grow(region: np.ndarray, radius: int) -> np.ndarray:
+    """``region`` (bool) dilated by a disc of ``radius`` px: cv2's elliptic kernel for small radii, the
+    exact Euclidean distance map for wide ones (a 50-megapixel photo's face needs radii of hundreds of
+    px, where the kernel would take minutes)."""
+    r = region.astype(np.uint8)
+    if radius <= 0:
+        return region.astype(bool)
+    if radius <= EXACT_GROW_PX:
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        return cv2.dilate(r, k).astype(bool)
+    return cv2.distanceTransform(1 - r, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= radius
+
+
 def blend_weights(region_photo: np.ndarray, dilate_px: int, feather_px: float) -> np.ndarray:
     """Blend weights in [0, 1] over the photo: 1 inside the region, falling off over ``feather_px``
-    within a ``dilate_px`` dilation of it, exactly 0 beyond the dilation."""
-    r = region_photo.astype(np.uint8)
-    if dilate_px > 0:
-        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate_px + 1, 2 * dilate_px + 1))
-        grown = cv2.dilate(r, k)
-    else:
-        grown = r
+    within a ``dilate_px`` dilation of it, exactly 0 beyond the dilation. A wide feather is blurred on a
+    copy reduced by a quarter of it (a smooth ramp loses nothing) and resized back."""
+    grown = grow(region_photo, dilate_px)
     w = grown.astype(np.float32)
     if feather_px > 0:
-        w = cv2.GaussianBlur(w, (0, 0), feather_px)
-        w = np.maximum(w, r.astype(np.float32))    # the region itself is replaced fully
-    w[grown == 0] = 0.0                            # nothing changes beyond the dilated region
+        f = max(1, int(feather_px // 4))
+        if f > 1:
+            h0, w0 = w.shape
+            small = cv2.resize(w, (max(1, w0 // f), max(1, h0 // f)), interpolation=cv2.INTER_AREA)
+            w = cv2.resize(cv2.GaussianBlur(small, (0, 0), feather_px / f), (w0, h0), interpolation=cv2.INTER_LINEAR)
+        else:
+            w = cv2.GaussianBlur(w, (0, 0), feather_px)
+        w = np.maximum(w, region_photo.astype(np.float32))    # the region itself is replaced fully
+    w[~grown] = 0.0                                            # nothing changes beyond the dilated region
     return np.clip(w, 0.0, 1.0)
 
 
@@ -194,14 +242,31 @@ class FaceResult:
 def unmask_face(photo: np.ndarray, landmarks: np.ndarray, model: Unmasker, user_mask: np.ndarray | None = None,
                 dilate_px: int | None = None, feather_px: float | None = None,
                 segmenter: Unmasker | None = None) -> FaceResult:
-    """Restore one face of ``photo`` (H, W, 3 uint8) given its 68 ``landmarks`` (photo pixels)."""
+    """Restore one face of ``photo`` (H, W, 3 uint8) given its 68 ``landmarks`` (photo pixels).
+
+    Everything at photo resolution happens in the window the face's crop covers (grown by the blend
+    margin), so time and memory follow the face, not the photo."""
     h, w = photo.shape[:2]
     size = model.size
-    quad = ffhq_quad(landmarks)
+    with np.errstate(all="ignore"):
+        quad = ffhq_quad(landmarks)
+    if not np.isfinite(quad).all() or np.hypot(*(quad[3] - quad[0])) < 1.0:
+        raise UnmaskError("landmarks give a degenerate face crop")
+    scale = float(np.hypot(*(quad[3] - quad[0]))) / size          # photo px per crop px
+    dilate = dilate_px if dilate_px is not None else max(2, int(round(2 * scale)))
+    feather = feather_px if feather_px is not None else max(1.0, 1.5 * scale)
+    margin = dilate + int(np.ceil(4 * feather)) + 2
+    x0, y0 = np.maximum(np.floor(quad.min(axis=0)).astype(int) - margin, 0)
+    x1, y1 = np.minimum(np.ceil(quad.max(axis=0)).astype(int) + margin + 1, (w, h))
+    if x1 <= x0 or y1 <= y0:
+        raise UnmaskError("the face's crop lies outside the photo")
+    win_w, win_h = int(x1 - x0), int(y1 - y0)
     aligned = align_image(photo, landmarks, size)
     m = crop_to_photo(quad, size)
-    if user_mask is not None:
-        region_crop = cv2.warpAffine(user_mask.astype(np.uint8), m, (size, size),
+    m[:, 2] -= (x0, y0)                          # crop pixels -> window pixels
+    win_mask = user_mask[y0:y1, x0:x1] if user_mask is not None else None
+    if win_mask is not None:
+        region_crop = cv2.warpAffine(win_mask.astype(np.uint8), m, (size, size),
                                      flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
                                      borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
     elif segmenter is not None:
@@ -210,41 +275,177 @@ def unmask_face(photo: np.ndarray, landmarks: np.ndarray, model: Unmasker, user_
     else:
         region_crop = lower_face_region(aligned.landmarks, size)
     restored = model.restore(aligned.image, region_crop)
-    back = cv2.warpAffine(restored, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    inside = cv2.warpAffine(np.ones((size, size), np.uint8), m, (w, h), flags=cv2.INTER_NEAREST,
+    back = cv2.warpAffine(restored, m, (win_w, win_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    inside = cv2.warpAffine(np.ones((size, size), np.uint8), m, (win_w, win_h), flags=cv2.INTER_NEAREST,
                             borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
-    if user_mask is not None:
-        region = user_mask.astype(bool) & inside
+    if win_mask is not None:
+        win_region = win_mask.astype(bool) & inside
     else:
-        region = cv2.warpAffine(region_crop.astype(np.uint8), m, (w, h), flags=cv2.INTER_NEAREST,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
-    scale = float(np.hypot(*(quad[3] - quad[0]))) / size          # photo px per crop px
-    dilate = dilate_px if dilate_px is not None else max(2, int(round(2 * scale)))
-    feather = feather_px if feather_px is not None else max(1.0, 1.5 * scale)
-    wgt = blend_weights(region, dilate, feather)
+        win_region = cv2.warpAffine(region_crop.astype(np.uint8), m, (win_w, win_h), flags=cv2.INTER_NEAREST,
+                                    borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+    wgt = blend_weights(win_region, dilate, feather)
     wgt[~inside] = 0.0          # only where the crop covers the photo
     out = photo.copy()
+    win = out[y0:y1, x0:x1]
     sel = wgt > 0
-    blended = wgt[sel, None] * back[sel].astype(np.float32) + (1 - wgt[sel, None]) * photo[sel].astype(np.float32)
-    out[sel] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+    blended = wgt[sel, None] * back[sel].astype(np.float32) + (1 - wgt[sel, None]) * win[sel].astype(np.float32)
+    win[sel] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+    region = np.zeros((h, w), bool)
+    region[y0:y1, x0:x1] = win_region
     return FaceResult(out, region)
 
 
 # ----------------------------------------------------------------------------------------- files
-def list_photos(src: str | os.PathLike) -> list[Path]:
+REJECTED_CSV = "rejected.csv"
+
+
+def list_photos(src: str | os.PathLike) -> tuple[list[Path], list[tuple[str, str]]]:
+    """The files to try under ``src`` (a photo or a folder, walked without following links) and the
+    entries set aside with their reason (hidden files, links leading out, FIFOs and other non-files)."""
     src = Path(src)
-    if src.is_file():
-        return [src]
-    if not src.is_dir():
-        raise UnmaskError(f"{src}: no such photo or folder")
-    return sorted(p for p in src.rglob("*") if p.is_file() and not p.name.startswith("."))
+    try:
+        st = src.stat()
+    except FileNotFoundError:
+        raise UnmaskError(f"{display_name(str(src))}: no such photo or folder") from None
+    except OSError as e:
+        raise UnmaskError(f"{display_name(str(src))}: cannot read ({e.strerror or e})") from None
+    if stat.S_ISREG(st.st_mode):
+        return [src], []
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnmaskError(f"{display_name(str(src))}: not a photo or a folder ({_file_kind(st.st_mode)})")
+    listing = list_folder(src)
+    rejected = [(display_name(str(src / r.path)), r.reason) for r in listing.rejected]
+    files = []
+    for path, _ in listing.files:
+        try:
+            mode = path.stat().st_mode
+        except OSError as e:
+            rejected.append((display_name(str(path)), f"cannot read ({e.strerror or e})"))
+            continue
+        if stat.S_ISREG(mode):
+            files.append(path)
+        else:                                   # never opened: reading a FIFO would wait for ever
+            rejected.append((display_name(str(path)), f"not a regular file ({_file_kind(mode)})"))
+    return files, rejected
 
 
-def read_mask(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
+def _file_kind(mode: int) -> str:
+    for test, word in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return word
+    return "not a regular file"
+
+
+def _overlaps(a: Path, b: Path) -> bool:
+    return a == b or a in b.parents
+
+
+def plan_outputs(photos: Sequence[Path], src: Path, out_dir: Path) -> dict[Path, Path]:
+    """Each photo's output file under ``out_dir``: its path relative to ``src`` with the suffix ``.png``;
+    where two photos would share one (``a.jpg``, ``a.png``; names equal but for case), each keeps its
+    whole name (``a.jpg.png``, ``a.png.png``). Refuses an ``out_dir`` equal to or inside the input folder
+    (earlier outputs would be read as inputs, and could be written over them) and any output that would
+    land on an input."""
+    src_real, out_real = src.resolve(), out_dir.resolve()
+    base = src if src.is_dir() else src.parent
+    if src.is_dir() and _overlaps(src_real, out_real):
+        raise UnmaskError(f"--out {display_name(str(out_dir))}: inside the input folder "
+                          f"{display_name(str(src))}; choose a folder outside it (outputs would mix with, "
+                          f"and could overwrite, your photos)")
+    plain = {p: p.relative_to(base).with_suffix(".png") for p in photos}
+    count: dict[str, int] = {}
+    for rel in plain.values():
+        count[rel.as_posix().casefold()] = count.get(rel.as_posix().casefold(), 0) + 1
+    taken: set[str] = set()
+    targets: dict[Path, Path] = {}
+    for p, rel in plain.items():
+        if count[rel.as_posix().casefold()] > 1:
+            rel = p.relative_to(base).with_name(p.name + ".png")
+        name, k = rel, 2
+        while name.as_posix().casefold() in taken:          # an input already called "a.jpg.png"
+            name, k = rel.with_name(f"{rel.stem}-{k}.png"), k + 1
+        taken.add(name.as_posix().casefold())
+        targets[p] = out_dir / name
+    inputs = {}
+    for p in photos:
+        try:
+            st = p.stat()
+            inputs[(st.st_dev, st.st_ino)] = p
+        except OSError:
+            pass
+    for p, target in targets.items():
+        try:
+            st = target.stat()
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in inputs:
+            raise UnmaskError(f"--out {display_name(str(out_dir))}: the output {display_name(str(target))} "
+                              f"is the input {display_name(str(inputs[(st.st_dev, st.st_ino)]))}; choose "
+                              f"another --out (an input is never written over)")
+    return targets
+
+
+def _make_dirs(out_dir: Path, folder: Path) -> None:
+    """Create ``folder`` (``out_dir`` or below it) without following a symbolic link inside ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    here = out_dir
+    for part in folder.relative_to(out_dir).parts:
+        here = here / part
+        if here.is_symlink():
+            raise UnmaskError(f"{display_name(str(here))}: a symbolic link inside --out; not followed")
+        here.mkdir(exist_ok=True)
+
+
+def write_png(target: Path, image: np.ndarray) -> None:
+    """Encode ``image`` (RGB uint8) as PNG and write it atomically at ``target``: a symbolic link of that
+    name is replaced, never followed; a failed write (a full disk) raises and leaves any earlier file."""
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESS_LEVEL])
+    if not ok:
+        raise UnmaskError(f"{display_name(str(target))}: PNG encoding failed")
+    if target.is_symlink():
+        target.unlink()
+    with naming(target):
+        write_bytes(target, buf.tobytes())
+
+
+class RejectedLog:
+    """``OUT/rejected.csv`` (file, reason), rewritten atomically as rows arrive (at most once a second,
+    and at the end), so a run that is stopped still lists what it rejected."""
+
+    def __init__(self, path: Path, rows: Sequence[tuple[str, str]] = ()):
+        self.path = path
+        self.rows: list[tuple[str, str]] = list(rows)
+        self._written_at = 0.0
+        self.write()
+
+    def add(self, name: str, reason: str) -> None:
+        self.rows.append((display_name(name), display_name(reason)))
+        if time.monotonic() - self._written_at >= 1.0:
+            self.write()
+
+    def write(self) -> None:
+        buf = io.StringIO()
+        wr = csv.writer(buf, lineterminator="\n")
+        wr.writerow(["file", "reason"])
+        wr.writerows(self.rows)
+        if self.path.is_symlink():
+            self.path.unlink()
+        with naming(self.path):
+            write_bytes(self.path, buf.getvalue().encode("utf-8"))
+        self._written_at = time.monotonic()
+
+
+def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> np.ndarray:
     """A user's mask image: white (> 127 in any channel) = occluded; must match the photo's size."""
-    arr = load_rgb(path, min_side=1)
-    if arr.shape[:2] != shape:
-        raise UnmaskError(f"{path}: mask is {arr.shape[1]}x{arr.shape[0]}, the photo {shape[1]}x{shape[0]}")
+    try:
+        arr = load_rgb(path, min_side=1)
+    except UnmaskError as e:
+        raise UnmaskError(f"--mask {display_name(str(e))}") from None
+    if shape is not None and arr.shape[:2] != shape:
+        raise UnmaskError(f"--mask {display_name(str(path))}: mask is {arr.shape[1]}x{arr.shape[0]}, "
+                          f"the photo {shape[1]}x{shape[0]}")
     return arr.max(axis=2) > 127
 
 
@@ -253,40 +454,64 @@ def side_by_side(photo: np.ndarray, region: np.ndarray, output: np.ndarray) -> n
     return np.concatenate([photo, mask_rgb, output], axis=1)
 
 
+def restore_photo(path: Path, model: Unmasker, user_mask: np.ndarray | None, segmenter: Unmasker | None,
+                  face_crop: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(photo, restored region, output) for one photo file; UnmaskError with the reason when it cannot."""
+    photo = load_rgb(path)
+    if user_mask is not None and user_mask.shape != photo.shape[:2]:
+        raise UnmaskError(f"mask is {user_mask.shape[1]}x{user_mask.shape[0]}, "
+                          f"the photo {photo.shape[1]}x{photo.shape[0]}")
+    faces = find_faces(photo, face_crop)
+    if not faces:
+        raise UnmaskError("no face found")
+    out, regions = photo, np.zeros(photo.shape[:2], bool)
+    for lm in faces:
+        res = unmask_face(out, lm, model, user_mask, segmenter=segmenter)
+        out, regions = res.output, regions | res.region
+    return photo, regions, out
+
+
 def infer(src: str | os.PathLike, out_dir: str | os.PathLike, model: Unmasker, mask: str | None = None,
           side: bool = False, progress: bool = True, segmenter: Unmasker | None = None,
           face_crop: bool = False) -> tuple[int, list[tuple[str, str]]]:
-    """Restore every face of every photo under ``src`` into ``out_dir`` (same file names, PNG);
-    returns (photos written, rejected (file, reason)); the rejected are listed in ``out_dir/rejected.csv``."""
-    photos = list_photos(src)
-    base = Path(src) if Path(src).is_dir() else Path(src).parent
+    """Restore every face of every photo under ``src`` into ``out_dir`` (see :func:`plan_outputs` for
+    the names); returns (photos written, rejected (file, reason)), the rejected also in
+    ``out_dir/rejected.csv``. A photo that fails is rejected and the run goes on; a failed write (a full
+    disk) stops it with the OSError, earlier files intact."""
+    src, out_dir = Path(src), Path(out_dir)
+    photos, set_aside = list_photos(src)
     if mask is not None and len(photos) != 1:
-        raise UnmaskError(f"--mask {mask}: a mask goes with one photo, {src} holds {len(photos)}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rejected: list[tuple[str, str]] = []
+        raise UnmaskError(f"--mask {mask}: a mask goes with one photo, {display_name(str(src))} holds {len(photos)}")
+    user_mask = read_mask(mask) if mask is not None else None
+    targets = plan_outputs(photos, src, out_dir)
+    _make_dirs(out_dir, out_dir)
+    log = RejectedLog(out_dir / REJECTED_CSV, set_aside)
     written = 0
-    for path in tqdm(photos, desc="infer", unit="photo", disable=None if progress else True):
+    try:
+        for path in tqdm(photos, desc="infer", unit="photo", disable=None if progress else True):
+            name = str(path)
+            try:
+                photo, regions, out = restore_photo(path, model, user_mask, segmenter, face_crop)
+            except UnmaskError as e:          # a bad image, no face, a mask of the wrong size
+                log.add(name, str(e).removeprefix(f"{path}: "))
+                continue
+            except Exception as e:  # noqa: BLE001 - whatever goes wrong with one photo is that photo's row
+                reason = str(e).strip().splitlines()[-1] if str(e).strip() else ""
+                log.add(name, f"failed: {type(e).__name__}: {reason}"[:300])
+                continue
+            target = targets[path]
+            try:
+                _make_dirs(out_dir, target.parent)
+            except UnmaskError as e:
+                log.add(name, str(e))
+                continue
+            write_png(target, side_by_side(photo, regions, out) if side else out)
+            written += 1
+    except BaseException:
         try:
-            photo = load_rgb(path)
-            user_mask = read_mask(mask, photo.shape[:2]) if mask is not None else None
-            faces = find_faces(photo, face_crop)
-            if not faces:
-                raise UnmaskError(f"{path}: no face found")
-            out, regions = photo, np.zeros(photo.shape[:2], bool)
-            for lm in faces:
-                res = unmask_face(out, lm, model, user_mask, segmenter=segmenter)
-                out, regions = res.output, regions | res.region
-        except UnmaskError as e:          # a bad image, no face, a mask of the wrong size
-            rejected.append((str(path), str(e).removeprefix(f"{path}: ")))
-            continue
-        image = side_by_side(photo, regions, out) if side else out
-        target = out_dir / path.relative_to(base).with_suffix(".png")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(target), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        written += 1
-    with open(out_dir / "rejected.csv", "w", newline="") as f:
-        wr = csv.writer(f)
-        wr.writerow(["file", "reason"])
-        wr.writerows(rejected)
-    return written, rejected
+            log.write()     # what was rejected before the stop (Ctrl-C, a full disk) stays listed
+        except OSError:
+            pass            # the error that stopped the run is the one to report
+        raise
+    log.write()
+    return written, log.rows

@@ -77,6 +77,33 @@ def detect_landmarks_cnn(image: np.ndarray, upsample: int = 1) -> list[np.ndarra
 
 
 FACE_CROP_INSET = 0.12     # face-crop fallback: the face box inset by this share of each side
+# Each detector sees a copy of the photo no larger than this many pixels a side *after* its upsampling
+# (dlib doubles the image per upsample step): a 12-megapixel photo would otherwise take tens of GB and
+# minutes (dlib's CNN costs about 6.5 s a megapixel on one core). Landmarks are mapped back to the photo.
+HOG_MAX_SIDE = 2048
+CNN_MAX_SIDE = 640
+
+
+def _shrunk(image: np.ndarray, max_side: int, upsample: int) -> tuple[np.ndarray, float]:
+    """``image`` resized so that its longer side times 2**upsample is at most ``max_side``, and the
+    factor (copy px per photo px; 1 when it already fits)."""
+    import cv2
+
+    longer = max(image.shape[:2])
+    scale = min(1.0, max_side / float(longer * 2 ** upsample))
+    if scale >= 1.0:
+        return image, 1.0
+    size = (max(1, int(round(image.shape[1] * scale))), max(1, int(round(image.shape[0] * scale))))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+
+def _inside_frame(lm: np.ndarray, shape: tuple[int, ...]) -> bool:
+    """Whether both eye centres and the mouth centre lie inside an image of ``shape`` (a face found in
+    the reflected padding of a face cut by the frame is its mirror image, outside the photo)."""
+    h, w = shape[:2]
+    key = np.stack([lm[36:42].mean(0), lm[42:48].mean(0), (lm[48] + lm[54]) / 2])
+    return bool(np.isfinite(key).all() and (key >= -0.5).all() and (key[:, 0] < w - 0.5).all()
+                and (key[:, 1] < h - 0.5).all())
 
 
 def find_faces(image: np.ndarray, upsample: int = 1, cnn: bool = True, pad: float = 0.25,
@@ -86,24 +113,30 @@ def find_faces(image: np.ndarray, upsample: int = 1, cnn: bool = True, pad: floa
     1. ``"hog"``: dlib's HOG detector;
     2. ``"cnn"``: dlib's CNN detector (``cnn``), which finds more masked lower faces;
     3. ``"hog padded"`` / ``"cnn padded"``: both on the image reflect-padded by ``pad`` of its longer side
-       (tight crops lose the context a detector needs), the landmarks mapped back;
+       (tight crops lose the context a detector needs), the landmarks mapped back; faces whose eyes or
+       mouth fall in the padding (mirror images of a face cut by the frame) are dropped;
     4. ``"face crop"`` (``face_crop``: the image is known to be a crop of one face): the 68-point
        predictor in the box inset :data:`FACE_CROP_INSET` from the edges.
 
+    Each detector runs on a copy bounded by :data:`HOG_MAX_SIDE` / :data:`CNN_MAX_SIDE` (after
+    upsampling), so time and memory are bounded whatever the photo's size.
     ``([], "")`` when nothing finds a face."""
     import cv2
 
-    steps = [("hog", detect_landmarks, 0)] + ([("cnn", detect_landmarks_cnn, 0)] if cnn else [])
+    steps = [("hog", detect_landmarks, 0, HOG_MAX_SIDE)]
+    steps += [("cnn", detect_landmarks_cnn, 0, CNN_MAX_SIDE)] if cnn else []
     margin = int(round(pad * max(image.shape[:2])))
     if margin:
-        steps += [(f"{name} padded", fn, margin) for name, fn, _ in list(steps)]
+        steps += [(f"{name} padded", fn, margin, cap) for name, fn, _, cap in list(steps)]
     padded = None
-    for name, detect, m in steps:
+    for name, detect, m, cap in steps:
         if m and padded is None:
             padded = cv2.copyMakeBorder(np.ascontiguousarray(image), m, m, m, m, cv2.BORDER_REFLECT_101)
-        faces = detect(padded if m else image, upsample)
+        small, scale = _shrunk(padded if m else image, cap, upsample)
+        faces = [(lm + 0.5) / scale - 0.5 - m for lm in detect(small, upsample)]
+        faces = [lm.astype(np.float32) for lm in faces if _inside_frame(lm, image.shape)]
         if faces:
-            return [lm - m for lm in faces], name
+            return faces, name
     if face_crop:
         h, w = image.shape[:2]
         box = (int(FACE_CROP_INSET * w), int(FACE_CROP_INSET * h),

@@ -33,11 +33,25 @@ def load_state(path: str | os.PathLike, map_location: str | torch.device = "cpu"
         state = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: checkpoint not found") from None
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path}: a folder, not a checkpoint file") from None
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({_reason(err)})") from None
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: not an unmask checkpoint (format_version "
                               f"{state.get('format_version') if isinstance(state, dict) else None!r}, "
                               f"expected {FORMAT_VERSION})")
     return state
+
+
+def _reason(err: BaseException) -> str:
+    """What was wrong with a file torch could not load, in a few words. torch's own text for a file the
+    safe loader refuses suggests ``weights_only=False``, which would run whatever code the file holds:
+    never passed on."""
+    text = str(err)
+    if "weights_only" in text or "Weights only load failed" in text:
+        detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0] if "WeightsUnpickler error:" in text else ""
+        return "the safe loader refuses it" + (f": {detail}" if detail else ": not a torch file of tensors")
+    if "not a ZIP archive" in text or "failed reading zip archive" in text:
+        return "not a torch zip archive: truncated or not a checkpoint"
+    return text.strip().splitlines()[0][:200] if text.strip() else type(err).__name__
