@@ -157,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     root = Path(args.root)
     try:
-        params = load_params(args.params)
+        # infer with --model needs no params file: it can run on a photo anywhere
+        needs_params = not (args.command == "infer" and args.model)
+        params = load_params(args.params) if needs_params else None
         if args.command == "ui":
             from unmask.studies import parse_study_params
             from unmask.tracking import check_store, resolve_artifact_root, resolve_uri
@@ -173,8 +175,8 @@ def main(argv: list[str] | None = None) -> int:
 
             seg_spec = None if args.mask else (args.segmenter or default_segmenter(root))
             segmenter = load_unmasker(seg_spec, root, role="segmenter") if seg_spec and seg_spec != "none" else None
-            kinds = {n: s.kinds for n, s in parse_study_params(params).studies.items()}
-            spec = args.model or default_model(root, kinds, need_mask_free=args.mask is None and segmenter is None)
+            spec = args.model or default_model(root, {n: s.kinds for n, s in parse_study_params(params).studies.items()},
+                                               need_mask_free=args.mask is None and segmenter is None)
             model = load_unmasker(spec, root, role="model")
             if segmenter is not None:
                 print(f"unmask infer: masks predicted by {segmenter.name}", file=sys.stderr)
