@@ -152,6 +152,8 @@ def test_read_only_mounted_data_before_align(project):
 @pytest.mark.parametrize("err, line", [
     (PermissionError(errno.EACCES, "Permission denied", "data/.aligned.k2j3x9_a.tmp"),
      "cannot write data/aligned: Permission denied"),
+    (PermissionError(errno.EACCES, "Permission denied", "data/.aligned.4242-k2j3x9_a.tmp"),   # with its pid
+     "cannot write data/aligned: Permission denied"),
     (OSError(errno.EROFS, "Read-only file system", "results/x/.eval.parquet.abcdefgh.tmp"),
      "cannot write results/x/eval.parquet: Read-only file system"),
     (OSError(errno.ENOSPC, "No space left on device", "reports/x.md"),

@@ -7,14 +7,14 @@ import argparse
 import errno
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from unmask.config import load_params
-from unmask.errors import UnmaskError
+from unmask.errors import WRITE_ERRNOS, UnmaskError
+from unmask.io.atomic import output_name
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -127,21 +127,16 @@ def run_in_own_session(cmd: list[str], env: dict[str, str] | None = None) -> int
             signal.signal(sig, handler)
 
 
-# atomic writes (unmask.io.atomic) go through ".<name>.<random>.tmp" and ".<name>.old" siblings
-_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.(?:[A-Za-z0-9_]{8}\.tmp|old)")
-_WRITE_ERRNOS = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
-
-
 def os_error_line(err: OSError) -> str:
     """One line for an OSError with a file name: ``cannot write data/aligned: Permission denied``
     (the output an atomic write was making, not its temporary file), ``<path>: <reason>`` otherwise."""
     name = err.filename2 if err.filename2 is not None else err.filename
     path = Path(os.fsdecode(name))
-    m = _TEMP_NAME.fullmatch(path.name)
-    if m:
-        path = path.with_name(m["name"])
+    output = output_name(path.name)   # an atomic write's temporary sibling (unmask.io.atomic)
+    if output:
+        path = path.with_name(output)
     reason = err.strerror or str(err)
-    if err.errno in _WRITE_ERRNOS:
+    if err.errno in WRITE_ERRNOS:
         return f"cannot write {path}: {reason}"
     if err.errno in (errno.EACCES, errno.EPERM):
         if not os.path.lexists(path) or os.access(path, os.R_OK):

@@ -1,5 +1,10 @@
 """The one exception type users see: a single line naming the file or key at fault."""
 
+import errno
+
+# an OSError with one of these is the disk refusing a write ("cannot write <output>: ..."), never bad input
+WRITE_ERRNOS = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
 
 class UnmaskError(Exception):
     """A user-facing error. ``str(err)`` is one line that names the offending file or key."""

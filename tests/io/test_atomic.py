@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import signal
 import stat
+import subprocess
+import sys
 
 import pytest
 
+from unmask.errors import UnmaskError
 from unmask.io import atomic
 from unmask.io.atomic import atomic_dir, atomic_path, current_umask, write_bytes, write_text
 
@@ -88,3 +93,121 @@ def test_a_failed_write_leaves_the_old_file(tmp_path):
             (tmp / "x").write_text("x")
             raise RuntimeError("boom")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+# ------------------------------------------------------------------ what a killed writer leaves behind
+_KILLED_WRITER = """
+import os, signal, sys
+from unmask.io.atomic import atomic_dir, atomic_path
+with atomic_dir(sys.argv[1] + "/aligned") as tmp:
+    (tmp / "half.png").write_bytes(b"half")
+    with atomic_path(sys.argv[1] + "/summary.json") as f:
+        f.write_text("{")
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _siblings(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_temporaries_of_a_writer_killed_with_sigkill_are_removed_on_the_next_write(tmp_path):
+    (tmp_path / "aligned").mkdir()
+    (tmp_path / "aligned" / "good.png").write_bytes(b"good")
+    (tmp_path / ".aligned.notes").write_text("the user's")                     # not a temporary
+    r = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(tmp_path)])
+    assert r.returncode == -signal.SIGKILL
+    left = [n for n in _siblings(tmp_path) if n.endswith(".tmp")]
+    assert len(left) == 2                                                        # .aligned.*.tmp, .summary.json.*.tmp
+    (tmp_path / ".aligned.k2j3x9_a.tmp").mkdir()                                 # one from before temporaries had a pid
+    with atomic_dir(tmp_path / "aligned") as tmp:
+        (tmp / "new.png").write_bytes(b"new")
+    assert _siblings(tmp_path) == [".aligned.notes", next(n for n in left if n.startswith(".summary.json.")),
+                                   "aligned"]                                    # only aligned's own are cleaned
+    write_text(tmp_path / "summary.json", "{}")
+    assert _siblings(tmp_path) == [".aligned.notes", "aligned", "summary.json"]
+    assert _siblings(tmp_path / "aligned") == ["new.png"]
+
+
+_LIVE_WRITER = """
+import sys
+from unmask.io.atomic import atomic_dir
+with atomic_dir(sys.argv[1]) as tmp:
+    (tmp / "theirs.png").write_bytes(b"theirs")
+    print(tmp.name, flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_temporary_of_a_live_writer_is_kept(tmp_path):
+    with subprocess.Popen([sys.executable, "-c", _LIVE_WRITER, str(tmp_path / "synth")], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, text=True) as live:
+        theirs = live.stdout.readline().strip()
+        with atomic_dir(tmp_path / "synth") as tmp:
+            (tmp / "ours.png").write_bytes(b"ours")
+        assert (tmp_path / theirs / "theirs.png").read_bytes() == b"theirs"    # still being written: kept
+        live.communicate("\n", timeout=30)
+    assert live.returncode == 0
+    assert _siblings(tmp_path) == ["synth"] and _siblings(tmp_path / "synth") == ["theirs.png"]
+
+
+def test_temporary_locked_by_a_writer_whose_pid_is_not_ours_to_see_is_kept(tmp_path):
+    """A writer in another pid namespace (a container sharing the disk): its pid means nothing here,
+    its lock does."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    foreign = tmp_path / f".splits.{dead}-abcdefgh.tmp"
+    foreign.mkdir()
+    fd = os.open(foreign, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with atomic_dir(tmp_path / "splits") as tmp:
+            (tmp / "x").write_text("x")
+        assert foreign.is_dir()
+    finally:
+        os.close(fd)
+    with atomic_dir(tmp_path / "splits") as tmp:       # its lock released: a leftover now
+        (tmp / "y").write_text("y")
+    assert _siblings(tmp_path) == ["splits"]
+
+
+def test_dot_old_of_an_interrupted_swap_is_put_back_when_the_output_is_missing(tmp_path):
+    """Killed between moving ``raw`` aside and renaming the new folder in: only ``.raw.old`` is left."""
+    (tmp_path / ".raw.old").mkdir()
+    (tmp_path / ".raw.old" / "photo.png").write_bytes(b"kept")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(tmp_path / "raw"):
+            raise RuntimeError("the next run fails too")
+    assert _siblings(tmp_path) == ["raw"]
+    assert (tmp_path / "raw" / "photo.png").read_bytes() == b"kept"
+
+
+# ------------------------------------------------------------------ an output folder linked elsewhere
+def test_output_folder_that_is_a_symlink_to_another_disk_stays_a_link(tmp_path):
+    disk = tmp_path / "big_disk"
+    (disk / "aligned").mkdir(parents=True)
+    (disk / "aligned" / "old.png").write_bytes(b"old")
+    project = tmp_path / "project" / "data"
+    project.mkdir(parents=True)
+    (project / "aligned").symlink_to(disk / "aligned")
+    with atomic_dir(project / "aligned") as tmp:
+        (tmp / "new.png").write_bytes(b"new")
+    assert (project / "aligned").is_symlink()
+    assert _siblings(project) == ["aligned"]                       # no real folder, no leftovers here
+    assert _siblings(disk) == ["aligned"]
+    assert _siblings(disk / "aligned") == ["new.png"]
+    with pytest.raises(RuntimeError):                              # a failed write leaves the target as it was
+        with atomic_dir(project / "aligned") as tmp:
+            (tmp / "half.png").write_bytes(b"half")
+            raise RuntimeError("boom")
+    assert _siblings(disk / "aligned") == ["new.png"] and _siblings(disk) == ["aligned"]
+
+
+def test_output_folder_linked_to_a_disk_not_mounted_is_refused(tmp_path):
+    (tmp_path / "aligned").symlink_to(tmp_path / "unmounted" / "aligned")
+    with pytest.raises(UnmaskError) as e:
+        with atomic_dir(tmp_path / "aligned"):
+            pass
+    assert str(e.value) == (f"{tmp_path / 'aligned'}: a symbolic link to {tmp_path / 'unmounted' / 'aligned'}, "
+                            f"whose folder {tmp_path / 'unmounted'} does not exist (not mounted?)")
+    assert _siblings(tmp_path) == ["aligned"]
