@@ -27,6 +27,22 @@ REPORTS_DIR = Path("reports")
 BENCHMARK_REPORTS = ("convergence.md", "convergence.png", "convergence.json")
 
 
+def _under_root(path: str | None, root: Path) -> str | None:
+    """A path params.yaml gives, as the stages read it: relative to the project root (``--root``), not
+    to the working folder; an absolute path or a URI is the user's own and kept."""
+    from unmask.io.locations import resolve_location
+
+    return resolve_location(path, root) if path else path
+
+
+def _data_config(params: Params, root: Path):
+    """``params.data`` with its folders (cache_dir, dataset_root, folder.path) under ``root``."""
+    d = params.data
+    return d.model_copy(update={"cache_dir": _under_root(d.cache_dir, root),
+                                "dataset_root": _under_root(d.dataset_root, root),
+                                "folder": d.folder.model_copy(update={"path": _under_root(d.folder.path, root)})})
+
+
 def _write_summary(path: Path, report) -> dict:
     summary = report.to_dict()
     write_text(path, json.dumps(summary, indent=2, default=str) + "\n")
@@ -37,7 +53,7 @@ def run_download(params: Params, root: Path = Path("."), progress: bool = True) 
     from unmask.data.sources import download_source
 
     out = root / RAW_DIR
-    report = download_source(params.data, params.seed, out)
+    report = download_source(_data_config(params, root), params.seed, out)
     summary = _write_summary(out / "summary.json", report)
     log.info("download: %s", summary)
     return summary
@@ -58,7 +74,8 @@ def run_synthesize(params: Params, root: Path = Path("."), progress: bool = True
     from unmask.data.synthesize import synthesize_dataset
 
     out = root / SYNTH_DIR
-    report = synthesize_dataset(root / ALIGNED_DIR, out, params.synthesize, params.seed, progress=progress)
+    cfg = params.synthesize.model_copy(update={"templates": _under_root(params.synthesize.templates, root)})
+    report = synthesize_dataset(root / ALIGNED_DIR, out, cfg, params.seed, progress=progress)
     summary = _write_summary(out / "summary.json", report)
     log.info("synthesize: %s", summary)
     return summary
@@ -86,7 +103,7 @@ def run_evaluate(params: Params, study: str, root: Path = Path("."), progress: b
     import torch
 
     from unmask.reports.compare import METRICS_FILE, write_metrics_json
-    from unmask.reports.evaluate import evaluate_study, read_trials, resolve_location
+    from unmask.reports.evaluate import evaluate_study, read_trials
     from unmask.studies import parse_study_params
 
     sp = parse_study_params(params)
@@ -97,9 +114,8 @@ def run_evaluate(params: Params, study: str, root: Path = Path("."), progress: b
         raise UnmaskError(f"{trials}: missing; run the sweep of study {study!r} first (unmask sweep {study})")
     # read_trials: a damaged table is one line naming it. Paths in the table (checkpoint) and in
     # params.yaml (lpips_weights_dir) are relative to the project root, not to the working directory.
-    weights = sp.reports.lpips_weights_dir
     table = evaluate_study(read_trials(trials), root / SPLITS_DIR / "test", cfg.test_kinds or cfg.kinds, cfg.baselines,
-                           resolve_location(weights, root) if weights else None, out, n_samples=sp.reports.n_samples,
+                           _under_root(sp.reports.lpips_weights_dir, root), out, n_samples=sp.reports.n_samples,
                            device="cuda" if torch.cuda.is_available() else "cpu", progress=progress, root=root)
     write_metrics_json(table, out / METRICS_FILE, study)
     log.info("evaluate: %s -> %s, %s", study, out / "eval.parquet", out / METRICS_FILE)
@@ -118,7 +134,7 @@ def run_report(params: Params, root: Path = Path("."), progress: bool = True) ->
             if (reports / name).is_file():
                 shutil.copy2(reports / name, tmp / name)
         written = write_reports(root / RESULTS_DIR, tmp, sp.studies, test_dir=root / SPLITS_DIR / "test",
-                                root=root, lpips_weights_dir=sp.reports.lpips_weights_dir)
+                                root=root, lpips_weights_dir=_under_root(sp.reports.lpips_weights_dir, root))
     written = [reports / p.relative_to(tmp) for p in written]
     log_reports_to_parents(sp, root, root / RESULTS_DIR, reports)
     log.info("report: %d files in %s", len(written), root / REPORTS_DIR)

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from unmask.data.torch_datasets import PairedDataset, batches, round_robin_by_identity
 from unmask.errors import UnmaskError
 from unmask.io.atomic import atomic_path
+from unmask.io.locations import resolve_location
 from unmask.io.named import naming
 from unmask.io.remote import local_copy
 from unmask.io.shards import arrow_reason
@@ -118,18 +119,6 @@ def read_trials(path: str | os.PathLike) -> pd.DataFrame:
     if missing:
         raise UnmaskError(f"{path}: not a trials table (no column {missing[0]!r}; need {', '.join(REQUIRED)})")
     return trials
-
-
-def resolve_location(location: str, root: str | os.PathLike | None) -> str:
-    """Where to read a file the project's records name, e.g. a trials table's ``checkpoint``: a path
-    relative to the project root (what a sweep records, ``results/<study>/checkpoints/<key>.pt``) is
-    joined to ``root``, so it does not depend on the working directory; an absolute path, a URI
-    (``s3://``, ``file://``: see :func:`unmask.io.remote.local_copy`), "" or ``root`` None are
-    returned as they are."""
-    location = str(location)
-    if not location or root is None or "://" in location or os.path.isabs(location):
-        return location
-    return os.path.join(os.fspath(root), location)
 
 
 def _first(trials: pd.DataFrame, column: str, default):

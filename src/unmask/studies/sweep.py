@@ -680,7 +680,7 @@ def _run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, r
         _write_state(fs, state_path, new_state)
     res = params.sweep.resources
     context = {"data_root": str(data_root), "tracking_uri": tracking_uri, "experiment_id": exp_id,
-               "parent_run_id": parent.info.run_id, "cpus": res.cpu,
+               "parent_run_id": parent.info.run_id, "cpus": res.cpu, "root": str(root),
                "lpips_weights": (str(root / params.reports.lpips_weights_dir)     # relative: from the project root
                                  if params.reports.lpips_weights_dir else None)}
     try:

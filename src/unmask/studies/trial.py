@@ -16,6 +16,7 @@ with the tag ``unmask.stopped_early``, or FAILED when the sweep was interrupted.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import json
 import logging
@@ -30,6 +31,7 @@ import torch
 from torch import nn
 
 from unmask.data.torch_datasets import PairedDataset, UnpairedDataset, batches, infinite_batches
+from unmask.io.locations import resolve_location
 from unmask.metrics import MetricUnavailable, load_lpips
 from unmask.studies.grid import resolve_trial
 from unmask.sysinfo import cpu_description
@@ -123,6 +125,8 @@ def train_trial(config: dict[str, Any]) -> None:
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     trial, ctx = resolve_trial(config), config["context"]
     cfg = TrainConfig.from_dict(trial["train"])
+    if cfg.pretrained_dir and ctx.get("root"):   # relative: from the project root, not the trial's folder
+        cfg = dataclasses.replace(cfg, pretrained_dir=resolve_location(cfg.pretrained_dir, ctx["root"]))
     if cfg.threads is None:
         torch.set_num_threads(max(1, int(ctx["cpus"])))
     train_ds, val_ds, test_ds = _datasets(trial, cfg, Path(ctx["data_root"]))
