@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -53,24 +55,90 @@ def start_ui(tracking_uri: str, artifact_root: str | os.PathLike, port: int = 50
             log.close()
 
 
-def _group_alive(pgid: int) -> bool:
-    """Whether a live (not zombie) process remains in process group ``pgid``."""
+def _group_pids(pgid: int) -> list[int] | None:
+    """The live (not zombie) processes of process group ``pgid``; None where there is no /proc."""
     proc = Path("/proc")
     if not proc.is_dir():
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return None
+    pids = []
     for stat in proc.glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()   # after "pid (comm)": state ppid pgrp ...
         except (OSError, IndexError):
             continue   # exited meanwhile
         if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            return True
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a live (not zombie) process remains in process group ``pgid``."""
+    pids = _group_pids(pgid)
+    if pids is not None:
+        return bool(pids)
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def check_port(port: int, host: str = LOOPBACK) -> None:
+    """Refuse ``--port`` unless it is a TCP port that nothing listens on at ``host`` now (bound the way
+    the server will bind it, so a port another program serves -- another project's ``unmask ui`` -- is
+    found before anything claims to serve it)."""
+    if not 1 <= port <= 65535:
+        raise UnmaskError(f"--port {port}: not a port (1-65535)")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as uvicorn: TIME_WAIT is no obstacle
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise UnmaskError(_in_use(port, host)) from None
+            raise UnmaskError(f"--port {port}: cannot listen on {host} ({e.strerror})") from None
+
+
+def _in_use(port: int, host: str) -> str:
+    return f"port {port} is in use on {host} (by another program; choose another with --port)"
+
+
+def _listening_inodes(port: int) -> set[int]:
+    """Socket inodes listening on TCP ``port`` (any address), from /proc/net/tcp{,6}."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()   # sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            if len(f) > 9 and f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(int(f[9]))
+    return inodes
+
+
+def serves_port(proc: subprocess.Popen, port: int) -> bool | None:
+    """Whether the server started as ``proc`` (its process group) is what listens on ``port``; None where
+    /proc cannot tell."""
+    pids = _group_pids(proc.pid)
+    if pids is None or not Path("/proc/net/tcp").exists():
+        return None
+    listening = _listening_inodes(port)
+    for pid in pids:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(fd)
+            except OSError:
+                continue
+            if link.startswith("socket:[") and int(link[8:-1]) in listening:
+                return True
     return False
 
 
@@ -100,15 +168,19 @@ def stop_ui(proc: subprocess.Popen, timeout_s: float = 10) -> None:
             time.sleep(0.1)
 
 
-def wait_until_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 120) -> None:
-    """Poll ``url/health`` until it answers; UnmaskError if the server exits or ``timeout_s`` passes."""
+def wait_until_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 120, port: int | None = None) -> None:
+    """Poll ``url/health`` until it answers -- and, given ``port``, until the answer is this server's: its
+    process group listens on ``port`` (another program that took the port meanwhile answers too).
+    UnmaskError if the server exits or ``timeout_s`` passes."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            if port is not None and _listening_inodes(port):
+                raise UnmaskError(_in_use(port, LOOPBACK))
             raise UnmaskError(f"mlflow server exited with status {proc.returncode} before serving {url}")
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                if r.status == 200:
+                if r.status == 200 and (port is None or serves_port(proc, port) is not False):
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
@@ -137,9 +209,10 @@ def serve_ui(tracking_uri: str, artifact_root: str | os.PathLike, port: int = 50
             signal.signal(sig, _stop)
     proc = None
     try:
+        check_port(port, host)
         proc = start_ui(tracking_uri, artifact_root, port, host)
         url = f"http://{host}:{port}"
-        wait_until_healthy(url, proc)
+        wait_until_healthy(url, proc, port=port)
         print(f"MLflow UI: {url}  (tracking store {tracking_uri}; Ctrl-C to stop)", flush=True)
         return proc.wait()
     except (KeyboardInterrupt, _Stop):

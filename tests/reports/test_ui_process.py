@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from unmask.ui import ui_command, wait_until_healthy
+from unmask.ui import serves_port, stop_ui, ui_command, wait_until_healthy
 
 from tests.conftest import ROOT
 
@@ -121,3 +124,87 @@ def test_sigterm_to_unmask_ui(tmp_path):
     assert rc == 0, log
     assert not _listening(port), log
     assert not [p for p in started if _alive(p)], log
+
+
+# ------------------------------------------------------------------ --port taken or not a port
+class _Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):   # noqa: N802 -- what another project's `unmask ui` answers
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"OK")
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def _other_server(port: int):
+    """Another program serving ``/health`` on 127.0.0.1:``port`` (another project's ``unmask ui``)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _unmask_ui(tmp_path, monkeypatch, port: str) -> int:
+    from unmask.cli import main
+
+    (tmp_path / "params.yaml").write_text("data: {}\nalign: {}\nsynthesize: {}\nsplit: {}\ntrain: {}\nstudies: {}\n")
+    return main(["--root", str(tmp_path), "--params", str(tmp_path / "params.yaml"), "ui", "--port", port])
+
+
+def _never_started(*args, **kwargs):
+    raise AssertionError("mlflow server started")
+
+
+@pytest.mark.parametrize("port", ["99999", "-5", "0"])
+def test_port_99999_or_minus_5_is_not_a_port(port, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("unmask.ui.start_ui", _never_started)
+    assert _unmask_ui(tmp_path, monkeypatch, port) == 2
+    assert capsys.readouterr().err == f"unmask ui: error: --port {port}: not a port (1-65535)\n"
+
+
+def test_port_served_by_another_projects_ui_is_in_use(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("unmask.ui.start_ui", _never_started)
+    port = _free_port()
+    with _other_server(port):
+        assert _unmask_ui(tmp_path, monkeypatch, str(port)) == 2
+    out = capsys.readouterr()
+    assert out.err == (f"unmask ui: error: port {port} is in use on 127.0.0.1 (by another program; "
+                       f"choose another with --port)\n")
+    assert "MLflow UI" not in out.out
+
+
+def test_port_taken_by_another_program_while_the_server_starts_is_in_use(tmp_path, monkeypatch, capsys):
+    """The race: the port is free when checked, another server takes it before ours binds; ours then
+    fails to bind and exits, while the other answers /health."""
+    port = _free_port()
+    other = contextlib.ExitStack()
+
+    def start_losing_the_race(*args, **kwargs):
+        other.enter_context(_other_server(port))
+        return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3); raise SystemExit(1)"],
+                                start_new_session=True)
+
+    monkeypatch.setattr("unmask.ui.start_ui", start_losing_the_race)
+    with other:
+        assert _unmask_ui(tmp_path, monkeypatch, str(port)) == 2
+    out = capsys.readouterr()
+    assert out.err.startswith(f"unmask ui: error: port {port} is in use on 127.0.0.1")
+    assert "MLflow UI" not in out.out
+
+
+def test_health_answered_by_our_own_server_is_ours(tmp_path):
+    port = _free_port()
+    (tmp_path / "health").write_text("OK")                          # GET /health: 200
+    ours = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}", ours, timeout_s=30, port=port)   # returns: it is ours
+        assert serves_port(ours, port) is True
+    finally:
+        stop_ui(ours)
