@@ -135,10 +135,39 @@ def run_report(params: Params, root: Path = Path("."), progress: bool = True) ->
                 shutil.copy2(reports / name, tmp / name)
         written = write_reports(root / RESULTS_DIR, tmp, sp.studies, test_dir=root / SPLITS_DIR / "test",
                                 root=root, lpips_weights_dir=_under_root(sp.reports.lpips_weights_dir, root))
+        kept = _keep_other_studies(reports, tmp, sp.studies, params.source)
     written = [reports / p.relative_to(tmp) for p in written]
     log_reports_to_parents(sp, root, root / RESULTS_DIR, reports)
     log.info("report: %d files in %s", len(written), root / REPORTS_DIR)
     return written
+
+
+STUDY_FIGURES = ("{}.png", "{}_curves.png", "{}_search.png", "{}_stages.png")
+
+
+def _keep_other_studies(reports: Path, tmp: Path, studies, source: str) -> list[str]:
+    """Carry the pages (and figures) of studies that this params file does not list -- a report run with
+    ``--params other.yaml`` never deletes the others' -- say so, and list them in the index."""
+    if not reports.is_dir():
+        return []
+    kept = []
+    for page in sorted(reports.glob("*.md")):
+        name = page.stem
+        if page.name == "README.md" or page.name in BENCHMARK_REPORTS or name in studies or not page.is_file():
+            continue
+        for f in [page.name, *(pattern.format(name) for pattern in STUDY_FIGURES)]:
+            if (reports / f).is_file() and not (tmp / f).exists():
+                shutil.copy2(reports / f, tmp / f)
+        kept.append(name)
+    if kept:
+        log.warning("report: kept %d page(s) of studies not in %s, as they were: %s (delete reports/NAME.md "
+                    "and its figures to drop one)", len(kept), source, ", ".join(kept))
+        index = tmp / "README.md"
+        text = index.read_text() if index.is_file() else ""
+        text += ("\n## Kept from an earlier report\n\nNot in " + Path(source).name + ", so not re-written here: "
+                 + ", ".join(f"[{n}]({n}.md)" for n in kept) + ".\n")
+        write_text(index, text)
+    return kept
 
 
 STAGES = {

@@ -383,3 +383,69 @@ def test_extract_cap_default_and_config():
         assert "\n" not in str(e.value)
     with pytest.raises(ValueError, match="max_extract_gb"):
         extract(Path("unused.zip"), Path("unused"), max_extract_gb=0)
+
+
+# --------------------------------------------------------------------------- duplicates and a full disk (issue 16)
+def _zip_with_duplicate(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("faces/a.png", b"first photo")
+        with pytest.warns(UserWarning, match="Duplicate name"):
+            zf.writestr("faces/a.png", b"second photo")
+    return path
+
+
+@pytest.mark.parametrize("make", [
+    _zip_with_duplicate,
+    lambda p: _tar(p, [("faces/a.png", b"first photo"), ("faces/a.png", b"second photo")]),
+    lambda p: _tar(p, [("faces/a.png", b"first photo"), ("./faces//a.png", b"second photo")]),
+], ids=["zip", "tar", "tar-same-path-spelt-differently"])
+def test_archive_with_a_duplicate_member_name_is_refused_not_half_kept(tmp_path, make):
+    archive = make(tmp_path / "photos.archive")
+    dest = tmp_path / "work" / "out"
+    with pytest.raises(DownloadError) as e:
+        extract(archive, dest)
+    msg = str(e.value)
+    assert msg.startswith(f"{archive}: duplicate member ") and "a.png" in msg and "\n" not in msg
+    _nothing_extracted(dest)
+
+
+def _can_mount_tmpfs() -> bool:
+    import subprocess
+    try:
+        return subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
+                              capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar"])
+def test_full_disk_while_extracting_is_a_full_disk_not_a_corrupt_archive(tmp_path, kind):
+    """A real 256 KiB tmpfs as the destination and a valid archive of 1 MiB: the error names the disk
+    problem and the destination; the earlier extraction there is kept as it was."""
+    import subprocess
+    import sys
+
+    if not _can_mount_tmpfs():
+        pytest.skip("cannot mount a tmpfs in a user namespace here (unshare -rm)")
+    payload = os.urandom(1 << 20)
+    archive = (_zip(tmp_path / "big.zip", [("faces/a.png", payload)]) if kind == "zip"
+               else _tar(tmp_path / "big.tar", [("faces/a.png", payload)]))
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    code = ("import sys; from pathlib import Path; from unmask.data.fetch import extract; "
+            "from unmask.errors import DownloadError\n"
+            "try:\n    extract(Path(sys.argv[1]), Path(sys.argv[2]))\n"
+            "except DownloadError as e:\n    print('ERR', e); sys.exit(2)\n")
+    script = (f"mount -t tmpfs -o size=256k tmpfs {disk} && mkdir -p {disk}/out/faces && "
+              f"printf EARLIER > {disk}/out/faces/old.png && "
+              f"{sys.executable} -c \"$0\" {archive} {disk}/out; echo rc=$?; cat {disk}/out/faces/old.png; echo; "
+              f"ls -a {disk}")
+    res = subprocess.run(["unshare", "-rm", "sh", "-c", script, code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")})
+    lines = res.stdout.splitlines()
+    assert "rc=2" in lines, (res.stdout, res.stderr)
+    err = next(line for line in lines if line.startswith("ERR "))
+    assert err == f"ERR cannot unpack {archive} into {disk}/out: No space left on device (nothing was replaced)"
+    assert "corrupt" not in res.stdout
+    assert lines[lines.index("rc=2") + 1] == "EARLIER"             # the earlier extraction is intact
+    assert sorted(lines[lines.index("rc=2") + 2:]) == [".", "..", "out"]   # no temporary left

@@ -120,3 +120,28 @@ def test_report_stage_replaces_reports_whole_or_leaves_it_as_it_was(tmp_path):
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["old.md"]
     assert (tmp_path / "reports" / "old.md").read_text() == "old report\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reports", "results"]
+
+
+def test_report_with_other_params_keeps_pages_of_studies_it_does_not_list(tmp_path, caplog):
+    """`unmask --params other.yaml report` re-writes the studies other.yaml lists and keeps the others'
+    pages and figures byte for byte, naming them (and other.yaml) in a warning and in the index."""
+    from unmask.config import parse_params
+    from unmask.pipeline import run_report
+
+    (tmp_path / "results" / "a_ok").mkdir(parents=True)
+    _eval_df().to_parquet(tmp_path / "results" / "a_ok" / "eval.parquet")
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "seed_other.md").write_text("# seed_other, from the full run\n")
+    (reports / "seed_other_curves.png").write_bytes(b"\x89PNG old curves")
+    (reports / "README.md").write_text("old index\n")
+    params = parse_params({"tracking": {"uri": "sqlite:///mlflow.db"}, "studies": {"a_ok": {}}},
+                          source="other.yaml")
+    with caplog.at_level("WARNING"):
+        run_report(params, root=tmp_path, progress=False)
+    assert (reports / "a_ok.md").is_file()
+    assert (reports / "seed_other.md").read_text() == "# seed_other, from the full run\n"
+    assert (reports / "seed_other_curves.png").read_bytes() == b"\x89PNG old curves"
+    assert "seed_other" in caplog.text and "other.yaml" in caplog.text
+    index = (reports / "README.md").read_text()
+    assert "Kept from an earlier report" in index and "[seed_other](seed_other.md)" in index

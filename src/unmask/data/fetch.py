@@ -9,6 +9,7 @@ and that the total unpacked size fits a cap, into a temporary directory renamed 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import json
@@ -281,9 +282,12 @@ def _check_tar(archive: Path, tf: tarfile.TarFile, budget: _Budget) -> None:
     it, stays inside the destination; and unless the files it declares fit the cap."""
     links: dict[tuple[str, ...], str] = {}     # symlinks made so far: resolved location -> target
     sizes: dict[tuple[str, ...], int] = {}
+    seen: dict[PurePosixPath, str] = {}
     declared = 0
     for m in tf.getmembers():
         rel = _member_target(archive, m.name)
+        if m.isfile() or m.islnk():
+            _once(archive, seen, rel, m.name)
         if not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
             raise DownloadError(f"{archive}: unsafe member {m.name!r} (device, fifo or other special file)")
         if m.issym():  # tarfile replaces whatever is at the link's own path, so only its folder is followed
@@ -344,12 +348,23 @@ def _zip_mode(info: zipfile.ZipInfo) -> int:
     return info.external_attr >> 16
 
 
+def _once(archive: Path, seen: dict[PurePosixPath, str], rel: PurePosixPath, name: str) -> None:
+    """Refuse a second file member at the same path: unpacking it would silently drop the first."""
+    if rel in seen:
+        first = seen[rel]
+        also = "" if first == name else f" (also as {first!r})"
+        raise DownloadError(f"{archive}: duplicate member {name!r}{also}: two files at one path, "
+                            f"unpacking would keep only the last")
+    seen[rel] = name
+
+
 def _check_zip(archive: Path, zf: zipfile.ZipFile,
                budget: _Budget) -> list[tuple[zipfile.ZipInfo, PurePosixPath, bool]]:
     """Every member's (info, relative path, is a folder); refuses links, special files, encrypted
     members and archives that declare more than the cap, before anything is written."""
     members = []
     declared = 0
+    seen: dict[PurePosixPath, str] = {}
     for info in zf.infolist():
         rel = _member_target(archive, info.filename)
         mode = _zip_mode(info)
@@ -363,6 +378,7 @@ def _check_zip(archive: Path, zf: zipfile.ZipFile,
             raise DownloadError(f"{archive}: member {info.filename!r} is encrypted (unsupported)")
         is_dir = info.is_dir() or kind == stat.S_IFDIR
         if not is_dir:
+            _once(archive, seen, rel, info.filename)
             declared += info.file_size
         members.append((info, rel, is_dir))
     budget.check_declared(declared)
@@ -397,6 +413,17 @@ def _extract_zip(archive: Path, zf: zipfile.ZipFile, root: Path, budget: _Budget
                 dst.write(block)
 
 
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
+def _write_failure(e: OSError, archive: Path, dest_dir: Path) -> DownloadError | None:
+    """An error writing the unpacked files (full disk, quota, read-only) as what it is, not a corrupt archive."""
+    if e.errno not in _WRITE_ERRNOS:
+        return None
+    return DownloadError(f"cannot unpack {archive} into {dest_dir}: {e.strerror or e} "
+                         f"(nothing was replaced)")
+
+
 def extract(archive: Path, dest_dir: Path, *, max_extract_gb: float = DEFAULT_MAX_EXTRACT_GB) -> Path:
     """Unpack ``archive`` (zip, tar, tar.gz, tgz) into ``dest_dir`` atomically; return ``dest_dir``.
 
@@ -419,7 +446,10 @@ def extract(archive: Path, dest_dir: Path, *, max_extract_gb: float = DEFAULT_MA
             try:
                 with zipfile.ZipFile(archive) as zf:
                     _extract_zip(archive, zf, tmp, budget)
-            except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+            except OSError as e:
+                raise _write_failure(e, archive, dest_dir) or DownloadError(
+                    f"{archive}: corrupt zip archive ({e})") from None
+            except (zipfile.BadZipFile, EOFError, zlib.error) as e:
                 raise DownloadError(f"{archive}: corrupt zip archive ({e})") from None
             except NotImplementedError as e:  # e.g. deflate64 or AES entries
                 raise DownloadError(f"{archive}: unsupported zip archive ({e})") from None
@@ -427,7 +457,10 @@ def extract(archive: Path, dest_dir: Path, *, max_extract_gb: float = DEFAULT_MA
             try:
                 with tarfile.open(archive, "r:*") as tf:
                     _extract_tar(archive, tf, tmp, budget)
-            except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+            except OSError as e:
+                raise _write_failure(e, archive, dest_dir) or DownloadError(
+                    f"{archive}: corrupt tar archive ({e})") from None
+            except (tarfile.TarError, EOFError, zlib.error) as e:
                 raise DownloadError(f"{archive}: corrupt tar archive ({e})") from None
         else:
             raise DownloadError(f"{archive}: not a zip or tar archive")
