@@ -1,4 +1,4 @@
-"""Builders for small on-disk datasets used across tests."""
+"""Builders for small on-disk datasets used across tests, and probes of what this machine allows."""
 
 from __future__ import annotations
 
@@ -55,3 +55,13 @@ def micro_grid_study(work: Path):
     write_synth(work / "synth", n_identities=12, per_identity=2, size=16)
     split_dataset(work / "synth", work / "splits", SplitConfig(val=0.1, test=0.15), seed=0, progress=False)
     return parse_study_params(parse_params(MICRO_PARAMS))
+
+
+def can_mount_tmpfs() -> bool:
+    """Whether an unprivileged mount namespace can mount a (small) tmpfs here -- the full-disk tests need one."""
+    import subprocess
+    try:
+        return subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
+                              capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers import can_mount_tmpfs
 from tests.test_infer import CANVAS, SIZE, _photo
 from unmask.cli import main
 from unmask.errors import UnmaskError
@@ -129,18 +130,10 @@ def test_symlinks_already_inside_out_are_replaced_not_followed(model, tmp_path, 
 
 
 # ----------------------------------------------------------------------------------- item 4: full disk
-def _can_mount_tmpfs() -> bool:
-    try:
-        return subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
-                              capture_output=True, timeout=20).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
 def test_a_full_disk_stops_the_run_in_one_line_and_keeps_the_earlier_output(model, tmp_path):
     """A real tmpfs as --out with 16 KiB left: rejected.csv fits, the restored photo (~30 KB) does not. The earlier good output of the
     same name and the original are byte-identical afterwards, and the exit status says it failed."""
-    if not _can_mount_tmpfs():
+    if not can_mount_tmpfs():
         pytest.skip("cannot mount a tmpfs in a user namespace here (unshare -rm)")
     src = _face_folder(tmp_path, "face.png")
     before = _snapshot(src)

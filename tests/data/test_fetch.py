@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import can_mount_tmpfs
 from unmask.data.fetch import EXTRACTED_MARKER, download, extract
 from unmask.errors import DownloadError
 
@@ -409,15 +410,6 @@ def test_archive_with_a_duplicate_member_name_is_refused_not_half_kept(tmp_path,
     _nothing_extracted(dest)
 
 
-def _can_mount_tmpfs() -> bool:
-    import subprocess
-    try:
-        return subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
-                              capture_output=True, timeout=20).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
 @pytest.mark.parametrize("kind", ["zip", "tar"])
 def test_full_disk_while_extracting_is_a_full_disk_not_a_corrupt_archive(tmp_path, kind):
     """A real 256 KiB tmpfs as the destination and a valid archive of 1 MiB: the error names the disk
@@ -425,7 +417,7 @@ def test_full_disk_while_extracting_is_a_full_disk_not_a_corrupt_archive(tmp_pat
     import subprocess
     import sys
 
-    if not _can_mount_tmpfs():
+    if not can_mount_tmpfs():
         pytest.skip("cannot mount a tmpfs in a user namespace here (unshare -rm)")
     payload = os.urandom(1 << 20)
     archive = (_zip(tmp_path / "big.zip", [("faces/a.png", payload)]) if kind == "zip"
