@@ -1,9 +1,9 @@
 """Other studies' champions on this study's test set (seed 004's Table 1: FD-StackGAN against the
 seed-000 and seed-002 models), measured when the report is written.
 
-A study lists ``champions: [other_study, ...]`` in params.yaml. The champion of a study is its trial
-with the best validation PSNR (the one the sweep registers as the MLflow alias ``champion``; never
-chosen on test). It is loaded from its checkpoint (``results/<other>/trials.parquet``) and measured on
+A study lists ``champions: [other_study, ...]`` in params.yaml. The champion of a study is the one
+rule's (:mod:`unmask.studies.champion`: its search metric and mode, else its trainer's validation
+metric, never a test one), the trial the sweep registers as the MLflow alias ``champion``. It is loaded from its checkpoint (``results/<other>/trials.parquet``) and measured on
 this study's test images (its occlusion kinds) exactly as ``evaluate`` measures a trial, beside this
 study's own configurations and the baselines. A model trained on other occlusions (seed 002's centre
 holes) is still given the true mask: the comparison says how well each transfers.
@@ -18,26 +18,24 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from unmask.catalog.status import TrialStatus
 from unmask.data.torch_datasets import PairedDataset, batches
 from unmask.errors import UnmaskError
 from unmask.io.remote import local_copy
 from unmask.metrics import load_lpips
-from unmask.reports.evaluate import FINISHED, read_trials, resolve_location
+from unmask.reports.evaluate import read_trials, resolve_location
+from unmask.studies.champion import ChampionRule, champion, champion_rule, recorded_rule
 from unmask.training import Trainer, load_trainer
 
 
-def champion_row(trials: pd.DataFrame, where: str) -> dict[str, Any]:
-    """The finished trial with the best validation metric its trainer chooses on (``val_psnr``; a
-    segmenter's ``val_dice``); UnmaskError naming ``where`` when there is none."""
-    from unmask.studies.store import select_by
-
-    metric = select_by(trials)   # val_psnr, a segmenter's val_dice (tables without a framework column: val_psnr)
-    done = trials[(trials["status"] == FINISHED) & trials["checkpoint"].astype(str).ne("")]
-    if metric in done.columns:
-        done = done.dropna(subset=[metric])
-    if done.empty or metric not in done.columns:
-        raise UnmaskError(f"{where}: no finished trial with {metric} to take as the champion")
-    return done.loc[done[metric].astype(float).idxmax()].to_dict()
+def champion_row(trials: pd.DataFrame, where: str, rule: ChampionRule | None = None) -> dict[str, Any]:
+    """The study's champion (:mod:`unmask.studies.champion`) under ``rule``: when ``where`` is a
+    ``results/<study>/trials.parquet`` and no rule is given, the one its sweep recorded beside it (else
+    the trainers' metric in its direction); UnmaskError naming ``where`` when there is none."""
+    if rule is None:
+        rule = (recorded_rule(Path(where).parent, trials) if Path(where).name == "trials.parquet"
+                else champion_rule(trials))
+    return champion(trials, rule, where)
 
 
 def load_champion(name: str, results_dir: str | os.PathLike, root: str | os.PathLike = "."
@@ -93,7 +91,8 @@ def champions_section(champions: pd.DataFrame, eval_df: pd.DataFrame, metrics: S
         row += ["–" if pd.isna(v) else fmt(m, float(v)) for v in champions.get(col, [math.nan] * len(champions))]
         row += ["–" if pd.isna(v) else fmt(m, float(v)) for v in base.get(col, [math.nan] * len(base))]
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "A champion is its study's trial with the best validation PSNR (the registered `champion` "
+    lines += ["", "A champion is its study's trial best on the validation metric it is chosen on (a search's "
+                  "own metric and mode, else its trainer's: PSNR for an image trainer; the registered `champion` "
                   "model), measured here on this study's test images and occlusion kinds with the true mask "
                   "where its model takes one; a CycleGAN champion sees the image only. One trial, one seed: "
                   "no spread is known for it, so a difference to it is not called beyond noise."]

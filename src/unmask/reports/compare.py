@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 import pandas as pd
 
 from unmask.io.atomic import write_text
-from unmask.studies.config import HIGHER_IS_BETTER, METRICS
+from unmask.catalog.metrics import HIGHER_IS_BETTER, METRICS, SPECS
 
 METRICS_FILE = "metrics.json"
 BEATS, LOSES, MIXED = "✓", "✗", "~"
@@ -124,16 +124,12 @@ def _label(text: str) -> str:
 
 
 def _metric_name(metric: str) -> str:
-    from unmask.reports.tables import METRICS as NAMES
-
-    name, higher = NAMES[metric]
-    return f"{name} {'↑' if higher else '↓'}"
+    s = SPECS[metric]
+    return f"{s.label} {'↑' if s.higher_is_better else '↓'}"
 
 
 def _short(metric: str) -> str:
-    from unmask.reports.tables import METRICS as NAMES
-
-    return NAMES[metric][0].replace(" (dB)", "")
+    return SPECS[metric].label.replace(" (dB)", "")
 
 
 def beats_metrics(values: Values, baselines: Mapping[str, Mapping[str, float]], shown: Sequence[str]) -> list[str]:

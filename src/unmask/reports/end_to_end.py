@@ -25,12 +25,13 @@ import pandas as pd
 import torch
 from torch.utils.data import Subset
 
+from unmask.catalog.status import TrialStatus
 from unmask.data.torch_datasets import PairedDataset, batches, round_robin_by_identity
 from unmask.io.remote import local_copy
 from unmask.metrics import aggregate, build_baseline, compute_metrics, load_lpips
 from unmask.metrics.segmentation import segmentation_metrics
 from unmask.reports.champions import load_champion
-from unmask.reports.evaluate import FINISHED, means_by_kind, resolve_location, to_uint8
+from unmask.reports.evaluate import means_by_kind, resolve_location, to_uint8
 from unmask.training import load_trainer
 
 PREDICTED = "mask=predicted"
@@ -59,7 +60,7 @@ def measure_end_to_end(eval_df: pd.DataFrame, mask_from: str, results_dir: str |
     segmenter, best = load_champion(mask_from, results_dir, root)
     seg_size = int(best.get("image_size") or segmenter.cfg.discriminator.image_size)
     lpips = load_lpips(lpips_weights_dir)
-    trials = eval_df[(eval_df["role"] == "trial") & (eval_df["status"] == FINISHED)]
+    trials = eval_df[(eval_df["role"] == "trial") & (eval_df["status"] == TrialStatus.FINISHED)]
     sizes = sorted({int(s) for s in trials["image_size"].dropna()}) or [seg_size]
     cache: dict[int, tuple[Subset, list[torch.Tensor]]] = {}
 

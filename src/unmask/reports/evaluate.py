@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import Subset
 from tqdm import tqdm
 
+from unmask.catalog.status import TrialStatus
 from unmask.data.torch_datasets import PairedDataset, batches, round_robin_by_identity
 from unmask.errors import UnmaskError
 from unmask.io.atomic import atomic_path
@@ -37,7 +38,6 @@ from unmask.training import load_trainer
 
 EVAL_FILE = "eval.parquet"
 SAMPLES_FILE = "samples.npz"
-FINISHED = "TERMINATED"
 REQUIRED = ("trial_id", "cell", "cell_label", "seed", "status", "checkpoint")
 
 
@@ -173,8 +173,8 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
                "steps": _opt_int(t.get("steps")), "image_size": _opt_int(t.get("image_size")),
                "data_source": t.get("data_source", ""), "n_test": 0,
                "cpu": _text(t.get("cpu")) or eval_cpu, "eval_cpu": eval_cpu,
-               "note": _text(t.get("error")) if t["status"] != FINISHED else ""}
-        if t["status"] == FINISHED:
+               "note": _text(t.get("error")) if t["status"] != TrialStatus.FINISHED else ""}
+        if t["status"] == TrialStatus.FINISHED:
             with local_copy(resolve_location(t["checkpoint"], root)) as ckpt:
                 trainer = load_trainer(ckpt, device=device)
             row["params_g"] = sum(p.numel() for p in trainer.generators.parameters())
@@ -201,7 +201,7 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
         samples[f"baseline: {name}"] = kept
         rows.append({"study": study, "role": "baseline", "trial_id": f"baseline:{name}",
                      "cell": json.dumps({"baseline": name}), "cell_label": name, "seed": None,
-                     "status": FINISHED, **{f"test_{k}": v for k, v in means.items()}, "lpips_note": lpips_note,
+                     "status": TrialStatus.FINISHED.value, **{f"test_{k}": v for k, v in means.items()}, "lpips_note": lpips_note,
                      "checkpoint": "", "steps": 0, "image_size": size or _native_size(ds),
                      "data_source": _first(trials, "data_source", ""), "n_test": len(ds),
                      "cpu": eval_cpu, "eval_cpu": eval_cpu})

@@ -1,7 +1,7 @@
 """The published numbers of the seeds, shown beside ours in every report.
 
 Every value is copied from the seed's text (``../shared/seeds/*.txt``) or ``REFERENCE.md``. Seed 000's
-(Tables 3, 4, 5, 7, 8, 9) were measured at 256 px on FFHQ (clean) / CMFD (correctly masked MaskedFace-Net) with 28,720 unpaired training
+(Tables 3, 4, 5, 7, 8) were measured at 256 px on FFHQ (clean) / CMFD (correctly masked MaskedFace-Net) with 28,720 unpaired training
 images per domain, batch 4 (7,180 iterations per epoch) and 8,608 test images (seed 000, Section 4.3).
 A study names its table with ``reference: paper_tableN`` in params.yaml.
 """
@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from unmask.errors import ConfigError
 
 PAPER_DATA = "FFHQ / CMFD, 256 px, 28,720 train images per domain, batch 4 (7,180 iterations per epoch)"
-METRICS = ("l1", "l2", "psnr", "ssim", "lpips")
 
 
 @dataclass(frozen=True)
@@ -111,16 +110,6 @@ PAPER: dict[str, PaperTable] = {
         note="Columns: approach (N normal, M mask) / blocks (R ResBlock, D DMFB) / encoder-decoder "
              "(S StarGAN, D DMFN).",
     ),
-    "paper_table9": PaperTable(
-        source="seed 000, Table 9 (best method vs image-completion state of the art)",
-        setting=f"ours = Table 8's M / D / D; the others as published by their authors; {PAPER_DATA}",
-        columns=_cols(
-            ["Ours (seed 000)", "Mask + DMFN", "DMFN", "GMCNN", "CA"],
-            {"psnr": [24.380, 26.425, 26.490, 25.880, 24.130],
-             "ssim": [0.9127, 0.9193, 0.8985, 0.8879, 0.8661],
-             "lpips": [0.0481, 0.0382, 0.0457, 0.0509, 0.0724]}),
-        note="Mask + DMFN may overlap its training and test sets.",
-    ),
     "paper_seed002": PaperTable(
         source="seed 002, Table 1 (U-Net autoencoder vs GAN, centre hole)",
         setting="CelebA aligned and cropped, centre hole of 30 % of the side filled white; U-Net at 128 px, "
@@ -172,15 +161,6 @@ PAPER: dict[str, PaperTable] = {
                        "mse255": [43.238, 45.501, 68.860]}),
         note="NIQE 4.7284 / 4.6846 / 4.3315 and BRISQUE 41.9486 / 42.1193 / 40.2936 (not measured here: their "
              "parameters cannot be fetched). The issue adds a fourth cell, + adversarial.",
-    ),
-    "paper_seed004_table1": PaperTable(
-        source="seed 004, Table 1 (FD-StackGAN against other methods)",
-        setting=SEED004_SETTING + "; the others retrained or run by the authors",
-        columns=_cols(["GLCM", "GCA", "EdgeConnect", "FD-StackGAN"],
-                      {"ssim": [0.763, 0.797, 0.561, 0.981], "psnr": [21.953, 15.469, 15.848, 32.803],
-                       "mse255": [2329.062, 2316.839, 2450.889, 34.145]}),
-        note="SSIM, PSNR and MSE on their synthetic test set; NIQE / BRISQUE (4.754 / 34.106, 4.951 / 32.761, "
-             "16.991 / 36.426, 4.499 / 42.504) on real photos.",
     ),
 }
 

@@ -19,16 +19,14 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from unmask.catalog.status import TrialStatus
 from unmask.metrics.mask_baselines import NOTES as BASELINE_NOTES
 from unmask.reports.compare import ahead_of_all, beats_section, measured_metrics, noise_section, seed_values
 from unmask.reports.paper import PaperTable
-from unmask.studies.config import DEFAULT_SHOWN, HIGHER_IS_BETTER, NOT_RUN, METRICS as REPORTED
+from unmask.catalog.metrics import DEFAULT_SHOWN, METRIC_SPECS, SPECS
 
-LABELS = {"l1": "L1", "l2": "L2", "psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS", "l1_masked": "L1 masked",
-          "l2_masked": "L2 masked", "psnr_masked": "PSNR masked (dB)", "mse255": "MSE (0–255)",
-          "pixel_acc": "pixel accuracy", "iou": "IoU", "dice": "Dice"}
-# name -> (row label, higher is better), in the order trials report them
-METRICS: dict[str, tuple[str, bool]] = {m: (LABELS[m], m in HIGHER_IS_BETTER) for m in REPORTED}
+# name -> (row label, higher is better), in the order trials report them (from unmask.catalog.metrics)
+METRICS: dict[str, tuple[str, bool]] = {s.name: (s.label, s.higher_is_better) for s in METRIC_SPECS}
 NA_LPIPS = "n/a: weights missing"
 
 
@@ -64,7 +62,7 @@ def shown_metrics(eval_df: pd.DataFrame, study_meta: Mapping[str, Any]) -> list[
 
 
 def _fmt(metric: str, value: float) -> str:
-    return f"{value:.2f}" if metric.startswith("psnr") or metric == "mse255" else f"{value:.4f}"
+    return format(value, SPECS[metric].fmt if metric in SPECS else ".4f")
 
 
 def _cell(text: str) -> str:
@@ -130,7 +128,7 @@ def not_run_cells(eval_df: pd.DataFrame) -> dict[str, str]:
     out = {}
     for label in dict.fromkeys(trials["cell_label"]):
         rows = trials[trials["cell_label"] == label]
-        if len(rows) and (rows["status"] == NOT_RUN).all():
+        if len(rows) and (rows["status"] == TrialStatus.NOT_RUN).all():
             notes = rows["note"].dropna().astype(str) if "note" in rows.columns else pd.Series([], dtype=str)
             out[label] = (notes.iloc[0] if len(notes) and notes.iloc[0] else "not run").removeprefix("not run: ")
     return out
@@ -155,9 +153,9 @@ def _header(eval_df: pd.DataFrame, meta: Mapping[str, Any], stats: dict) -> list
     n_twins = int(twins.sum())    # the same checkpoints measured again (end to end): not more training
     trials = trials[~twins]
     seeds = sorted({int(s) for s in trials["seed"].dropna()})
-    failed = trials[trials["status"] == "ERROR"]
-    stopped = trials[trials["status"] == "STOPPED_EARLY"]
-    not_run = trials[trials["status"] == NOT_RUN]
+    failed = trials[trials["status"] == TrialStatus.FAILED]
+    stopped = trials[trials["status"] == TrialStatus.STOPPED_EARLY]
+    not_run = trials[trials["status"] == TrialStatus.NOT_RUN]
 
     def values(col: str) -> str:
         vals = sorted({str(v) for v in eval_df.loc[eval_df["role"] == "trial", col].dropna()}) if col in eval_df else []
@@ -300,7 +298,7 @@ def search_table(eval_df: pd.DataFrame, trials: pd.DataFrame, study_meta: Mappin
     keys = list(search["space"])
     rows = eval_df[eval_df["role"] == "trial"].merge(
         trials[["trial_id", metric, "steps_done"]], on="trial_id", how="left")
-    finished = rows["status"] == "TERMINATED"
+    finished = rows["status"] == TrialStatus.FINISHED
     score = rows[metric].astype(float) * (-1 if higher else 1)
     rows = rows.assign(_done=~finished, _depth=-rows["steps_done"].fillna(0), _score=score.fillna(math.inf))
     rows = rows.sort_values(["_done", "_depth", "_score"]).reset_index(drop=True)
@@ -319,15 +317,15 @@ def search_table(eval_df: pd.DataFrame, trials: pd.DataFrame, study_meta: Mappin
     for i, r in rows.iterrows():
         cell = json.loads(r["cell"]) if isinstance(r["cell"], str) else {}
         values = [_cell(f"{cell[k]:.3g}" if isinstance(cell.get(k), float) else str(cell.get(k, "–"))) for k in keys]
-        status = ("finished" if r["status"] == "TERMINATED"
-                  else f"stopped early at step {int(r['steps_done'])}" if r["status"] == "STOPPED_EARLY"
+        status = ("finished" if r["status"] == TrialStatus.FINISHED
+                  else f"stopped early at step {int(r['steps_done'])}" if r["status"] == TrialStatus.STOPPED_EARLY
                   else "failed")
         val = r[metric]
         row = [str(i + 1), str(r["trial_id"]), *values, status, "–" if pd.isna(val) else _fmt(metric[4:], float(val))]
         for m in metrics:
             v = r.get(f"test_{m}", math.nan)
             if m == "lpips" and lpips_missing:
-                row.append(f"{NA_LPIPS}[^lpips]" if r["status"] == "TERMINATED" else "–")
+                row.append(f"{NA_LPIPS}[^lpips]" if r["status"] == TrialStatus.FINISHED else "–")
             elif pd.isna(v):
                 row.append("–")
             else:

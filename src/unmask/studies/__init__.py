@@ -1,4 +1,4 @@
-"""Studies: seed 000's comparison tables as Ray Tune sweeps tracked in MLflow (params.yaml ``studies:``)."""
+"""Studies: the seeds' comparisons (grids over seeds, or searches) as Ray Tune sweeps tracked in MLflow (params.yaml ``studies:``)."""
 
 from unmask.studies.config import (
     ResourcesConfig,

@@ -22,17 +22,11 @@ from typing import Annotated, Any, Iterable, Literal, Optional
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, ValidationError, ValidationInfo, field_validator,
                       model_validator)
 
+from unmask.catalog.metrics import METRICS, mode as metric_mode
 from unmask.config import STUDY_SECTIONS, Params, _format_error
 from unmask.errors import ConfigError
 
 
-# what every trial reports, as val_<name> and test_<name>
-IMAGE_METRICS = ("l1", "l2", "psnr", "ssim", "lpips", "l1_masked", "l2_masked", "psnr_masked", "mse255")
-MASK_METRICS = ("pixel_acc", "iou", "dice")      # a segmenter's (seed 001)
-METRICS = IMAGE_METRICS + MASK_METRICS
-NOT_RUN = "NOT_RUN"   # trials.parquet status of a trial that cannot train here (weights it needs are missing)
-DEFAULT_SHOWN = IMAGE_METRICS[:-1]   # a report's rows unless its study lists `metrics` (mse255 = 255^2 * l2: FD-StackGAN's)
-HIGHER_IS_BETTER = {"psnr", "ssim", "psnr_masked", *MASK_METRICS}
 
 
 class _Section(BaseModel):
@@ -166,7 +160,7 @@ class SearchConfig(_Section):
 
     @property
     def resolved_mode(self) -> str:
-        return self.mode or ("max" if self.metric.removeprefix("val_") in HIGHER_IS_BETTER else "min")
+        return self.mode or metric_mode(self.metric)
 
 
 MAX_TRIALS = 10_000   # trials of one study (cells x seeds): the shipped studies have at most 24
@@ -386,7 +380,6 @@ class StudiesParams(_Section):
         return self.studies[name]
 
 
-SECTIONS = STUDY_SECTIONS
 
 
 def _check_drawn(params: Params, name: str, study: StudyConfig, source: str) -> None:
@@ -407,7 +400,7 @@ def parse_study_params(params: Params, source: str | None = None) -> StudiesPara
     name ``source`` (default: the file ``params`` was read from)."""
     source = source or params.source
     extra = params.model_extra or {}
-    raw = {k: extra[k] for k in SECTIONS if k in extra and extra[k] is not None}
+    raw = {k: extra[k] for k in STUDY_SECTIONS if k in extra and extra[k] is not None}
     try:
         parsed = StudiesParams.model_validate(raw)
     except ValidationError as err:

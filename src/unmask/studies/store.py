@@ -29,17 +29,17 @@ import math
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
+from unmask.catalog.status import TrialStatus
 from unmask.io.atomic import atomic_dir, atomic_path, write_text
 from unmask.io.remote import local_copy
 
 RECORD, CHECKPOINT, CURVES = "record.json", "last.pt", "curves.parquet"
 SPLITS = ("train", "val", "test")
 HASH_MEMO = "data_hashes.json"
-FINISHED = "TERMINATED"
 
 
 def required_test(row: dict[str, Any]) -> tuple[str, ...]:
@@ -121,7 +121,7 @@ def storable(row: dict[str, Any]) -> bool:
     def finite(v: Any) -> bool:
         return isinstance(v, (int, float)) and math.isfinite(v)
 
-    if row.get("status") != FINISHED or not row.get("checkpoint"):
+    if row.get("status") != TrialStatus.FINISHED or not row.get("checkpoint"):
         return False
     if not all(finite(row.get(k)) for k in required_test(row)):
         return False
@@ -169,6 +169,3 @@ class TrialStore:
                 curves.reset_index(drop=True).to_parquet(f, index=False)
             (tmp / RECORD).write_text(json.dumps(record, indent=1) + "\n")
         return record
-
-    def keys(self) -> Iterable[str]:
-        return sorted(p.name for p in self.root.iterdir() if (p / RECORD).is_file()) if self.root.is_dir() else []

@@ -67,11 +67,14 @@ import pyarrow.parquet as pq
 
 import unmask
 from unmask.errors import UnmaskError
+from unmask.catalog.metrics import HIGHER_IS_BETTER, METRICS
+from unmask.catalog.status import TrialStatus
 from unmask.io.atomic import atomic_dir, atomic_path, write_text
 from unmask.io.named import naming
 from unmask.io.remote import local_copy
-from unmask.studies.config import (HIGHER_IS_BETTER, METRICS, NOT_RUN, ResourcesConfig, SearchConfig, StudiesParams,
+from unmask.studies.config import (ResourcesConfig, SearchConfig, StudiesParams,
                                    SweepConfig, storage_conflict)
+from unmask.studies.champion import RECORD_FILE, ChampionRule, champion_rule, find_champion
 from unmask.studies.grid import Trial, expand_study, fingerprint, resolve_trial
 from unmask.studies.store import HASH_MEMO, TrialStore, data_version, required_test, select_by, storable, trial_key
 from unmask.studies.trial import train_trial
@@ -81,9 +84,9 @@ from unmask.training.base import CHECKPOINT_NAME
 
 log = logging.getLogger("unmask")
 
-FINISHED, FAILED, STOPPED_EARLY = "TERMINATED", "ERROR", "STOPPED_EARLY"    # trials.parquet status
+FINISHED, FAILED, STOPPED_EARLY, NOT_RUN = TrialStatus   # trials.parquet status (unmask.catalog.status)
 CHAMPION_ALIAS = "champion"
-SWEEP_FILE = "sweep.json"         # <results_dir>/<study>/sweep.json: the sweep's own summary
+SWEEP_FILE = RECORD_FILE          # <results_dir>/<study>/sweep.json: the sweep's own summary
 CHECKPOINTS_DIR = "checkpoints"   # <results_dir>/<study>/checkpoints/<trial_key or trial_id>.pt (a DVC output)
 STATE_FILE = "unmask-sweep.json"   # <storage>/<study>.unmask-sweep.json
 LOCK_FILE = ".sweep.lock"          # <results_dir>/<study>/.sweep.lock: held by the study's running sweep
@@ -385,18 +388,15 @@ def _write_parquet(path: Path, df: pd.DataFrame) -> None:
 
 
 
-def _register_champion(name: str, table: pd.DataFrame, metric: str | None = None, mode: str = "max") -> str | None:
-    """Register the finished trial best on ``metric`` (a val_ metric; default :func:`select_by`) as
-    ``unmask-<study>@champion``."""
+def _register_champion(name: str, table: pd.DataFrame, rule: ChampionRule) -> str | None:
+    """Register the study's champion under ``rule`` (:mod:`unmask.studies.champion`) as
+    ``unmask-<study>@champion``; None when there is none or it logged no MLflow model."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    metric = metric or select_by(table)
-
-    done = table[(table["status"] == FINISHED) & (table["model_uri"] != "")].dropna(subset=[metric])
-    if done.empty:
+    best = find_champion(table, rule)
+    if best is None or not best.get("model_uri"):
         return None
-    best = done.loc[done[metric].idxmax() if mode == "max" else done[metric].idxmin()]
     model_name = f"unmask-{name}"
     client = mlflow.MlflowClient()
     with contextlib.suppress(MlflowException):    # a resumed sweep with the same champion: no new version
@@ -711,7 +711,8 @@ def _run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, r
         table = copy_checkpoints(table, out_dir, root)
         _write_parquet(out_dir / "trials.parquet", table)
         _write_parquet(out_dir / "curves.parquet", curves)
-        metrics = study_metrics(name, table)
+        rule = champion_rule(table, study)
+        metrics = {**study_metrics(name, table), "champion": rule.to_dict()}   # the rule, for readers without params
         write_text(out_dir / SWEEP_FILE, json.dumps(metrics, indent=2) + "\n")
         mlflow.log_table(cell_means(table), artifact_file="comparison.json")
         mlflow.log_artifact(str(out_dir / "trials.parquet"))
@@ -722,9 +723,7 @@ def _run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, r
             link_reused(links)
         if study.search is not None:
             mark_stopped_early(table, study.search.scheduler)
-            champion = _register_champion(name, table, study.search.metric, study.search.resolved_mode)
-        else:
-            champion = _register_champion(name, table)
+        champion = _register_champion(name, table, rule)
         if champion:
             mlflow.set_tag("unmask.champion", champion)
     except BaseException:

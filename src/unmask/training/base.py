@@ -110,7 +110,7 @@ class Trainer:
     output: ClassVar[str] = "image"              # what translate gives: "image" (or "mask", a segmenter)
     REQUIRED_METRICS: ClassVar[tuple[str, ...]] = (   # test metrics that must be finite (else: diverged)
         "l1", "l2", "psnr", "ssim", "l1_masked", "l2_masked", "psnr_masked")
-    SELECT_BY: ClassVar[str] = "val_psnr"        # the champion's metric (higher is better; never a test one)
+    SELECT_BY: ClassVar[str] = "val_psnr"        # the champion's metric (its direction: unmask.catalog.metrics; never a test one)
 
     @classmethod
     def requirements(cls, cfg: TrainConfig) -> list[str]:

@@ -2,8 +2,8 @@
 
 One trainer serves every paired family: seed 000's segment-then-inpaint reference (its generator
 with the mask as a fourth input channel), seed 002's U-Net autoencoder (no discriminator: ``adv`` 0)
-and cGAN (a DCGAN discriminator), seed 004's FD-StackGAN (a two-stage U-Net) and, later, seed 001's
-coarse-to-fine inpainter. What differs is data in params.yaml: the generator family, the
+and cGAN (a DCGAN discriminator), seed 004's FD-StackGAN (a two-stage U-Net) and seed 001's
+coarse-to-fine inpainter (``inpainter``). What differs is data in params.yaml: the generator family, the
 discriminator, and the loss weights below.
 
 The generator sees the occluded image with the hole blanked (0, mid-grey in [-1, 1]) plus the mask;
