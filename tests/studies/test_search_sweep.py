@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from tests.studies.isolated import namespace_or_skip, run_isolated
-from tests.studies.search_study import N_SAMPLES, STEPS
+from tests.studies.search_study import N_SAMPLES, SELECT, STEPS
 
 SCRIPT = Path(__file__).with_name("search_study.py")
 
@@ -57,7 +57,23 @@ def test_mlflow_runs_end_finished_and_name_the_early_stop(search):
         assert tag == (f"asha at step {row.steps_done}" if row.status == "STOPPED_EARLY" else None)
         assert float(runs[row.mlflow_run_id]["params"]["lr_g"]) == pytest.approx(json.loads(row.cell)["lr_g"])
     done = t[t["status"] == "TERMINATED"]
-    assert search["champion"] == done.loc[done["val_psnr"].idxmax(), "mlflow_run_id"]
+    select = SELECT[search["algorithm"]]
+    values = done[select["metric"]].astype(float)
+    best = done.loc[values.idxmin() if select["mode"] == "min" else values.idxmax()]
+    assert search["champion"] == best["mlflow_run_id"]
+
+
+def test_mlflow_champion_is_study_champion_and_infer_default(search):
+    """One champion rule: the trial MLflow's alias names is the one ``tune:champion`` loads and the one
+    ``unmask infer`` takes by default (for the default run: a search tuned on val_l1, mode min)."""
+    from unmask.infer import default_model, load_unmasker
+
+    t = pd.DataFrame(search["before"])
+    alias = t[t["mlflow_run_id"] == search["champion"]].iloc[0]
+    assert search["metrics"]["champion"] == SELECT[search["algorithm"]]    # the rule the sweep recorded
+    loaded = load_unmasker("tune:champion", root=search["work"])
+    assert loaded.name == f"tune: {alias['cell_label']} seed {alias['seed']}"
+    assert default_model(search["work"], ["tune"], need_mask_free=True) == "tune:champion"
 
 
 def test_second_run_resumes_without_retraining(search):

@@ -102,6 +102,24 @@ def test_mlflow_runs_finished_and_nested(micro):
     assert champion.run_id in set(table["mlflow_run_id"])
 
 
+def test_mlflow_champion_is_study_champion_and_infer_default(micro):
+    """One champion rule for a grid study: the trainer's val_psnr, highest. The trial MLflow's alias names
+    is the best on it, the one ``micro:champion`` loads, and ``unmask infer``'s default."""
+    import mlflow
+
+    from unmask.infer import default_model, load_unmasker
+
+    client = mlflow.MlflowClient(f"sqlite:///{micro['work'] / 'mlflow.db'}")
+    run_id = client.get_model_version_by_alias("unmask-micro", "champion").run_id
+    table = pd.read_parquet(Path(micro["out"]) / "trials.parquet")
+    alias = table[table["mlflow_run_id"] == run_id].iloc[0]
+    assert alias["val_psnr"] == table["val_psnr"].max()
+    assert json.loads((Path(micro["out"]) / "sweep.json").read_text())["champion"] == {"metric": "val_psnr",
+                                                                                       "mode": "max"}
+    assert load_unmasker("micro:champion", root=micro["work"]).name == f"micro: {alias['cell_label']} seed {alias['seed']}"
+    assert default_model(micro["work"], ["micro"], need_mask_free=False) == "micro:champion"
+
+
 def test_second_run_resumes_without_retraining(micro):
     before, after = pd.DataFrame(micro["before"]), pd.DataFrame(micro["after"])
     for col in ("trial_id", "train_time_s", "mlflow_run_id", "checkpoint", "test_psnr"):
