@@ -16,7 +16,7 @@ Adding a family is one module that defines its class and config and registers th
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
 from unmask.errors import ConfigError
@@ -29,6 +29,7 @@ class Entry(Generic[T]):
     name: str
     cls: T
     config: type | None     # the entry's config dataclass (with a ``name`` field), or None: no options
+    capabilities: frozenset[str] = frozenset()   # what it can do (unmask.catalog.capabilities)
 
 
 class Registry(Generic[T]):
@@ -40,8 +41,9 @@ class Registry(Generic[T]):
         self._entries: dict[str, Entry[T]] = {}
 
     # ------------------------------------------------------------------ registration
-    def register(self, name: str, config: type | None = None) -> Callable[[T], T]:
-        """Class decorator (also callable on a function or object): register it as ``name``."""
+    def register(self, name: str, config: type | None = None, capabilities: Iterable[str] = ()) -> Callable[[T], T]:
+        """Class decorator (also callable on a function or object): register it as ``name``, able to do
+        ``capabilities`` (:class:`~unmask.catalog.capabilities.Capability` values)."""
         if config is not None:
             if "name" not in {f.name for f in dataclasses.fields(config)}:
                 raise TypeError(f"{config.__name__} must have a field `name` (the entry it configures)")
@@ -49,7 +51,7 @@ class Registry(Generic[T]):
         def deco(obj: T) -> T:
             if name in self._entries:
                 raise TypeError(f"{self.kind} {name!r} registered twice")
-            self._entries[name] = Entry(name, obj, config)
+            self._entries[name] = Entry(name, obj, config, frozenset(capabilities))
             return obj
         return deco
 
@@ -77,6 +79,14 @@ class Registry(Generic[T]):
     def get(self, name: Any, key: str) -> T:
         """The registered class (or object) ``name``."""
         return self.entry(name, key).cls
+
+    def capabilities(self, cfg: Any) -> frozenset[str]:
+        """What the entry ``cfg`` (a config made by :meth:`config`, or a bare name) can do: its declared
+        capabilities, narrowed or widened by the config's own ``capabilities(declared)`` when it has one."""
+        name = cfg if isinstance(cfg, str) else getattr(cfg, "name", None)
+        declared = self.entry(name, self.kind).capabilities
+        own = getattr(cfg, "capabilities", None)
+        return frozenset(own(declared)) if callable(own) else declared
 
     # ------------------------------------------------------------------ configs
     def config(self, raw: Any, key: str) -> Any:

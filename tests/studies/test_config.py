@@ -104,7 +104,7 @@ def test_baselines_reference_and_kinds_are_checked_when_params_are_read(extra, m
         _parse({"studies": {"s": extra}})
 
 
-SEG = {"train": {"framework": "segmenter"}}
+SEG = {"train": {"framework": "segmenter", "generator": {"name": "unet", "out_channels": 1}}}
 
 
 @pytest.mark.parametrize("studies, match", [
@@ -131,7 +131,7 @@ def test_values_that_can_never_train_are_refused(train, key):
 
 def test_champions_must_name_another_study():
     from unmask.config import parse_params
-    from unmask.studies.config import parse_study_params
+    from unmask.studies import parse_study_params
     from unmask.errors import ConfigError
 
     raw = {"studies": {"a": {"grid": {"adv_loss": ["hinge"]}, "champions": ["b"]},

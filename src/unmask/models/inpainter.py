@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from unmask.catalog.capabilities import Capability
 from unmask.errors import ConfigError
 from unmask.models.choices import check_choice, check_int
 from unmask.models.convs import CONVS, LEAKY_SLOPE, make_conv
@@ -113,7 +114,7 @@ class InpainterStage(nn.Module):
         return torch.tanh(self.out(h))
 
 
-@GENERATORS.register("inpainter", InpainterConfig)
+@GENERATORS.register("inpainter", InpainterConfig, capabilities=(Capability.CONDITIONS,))
 def build_inpainter(cfg: InpainterConfig, cond_channels: int = 0) -> nn.Module:
     """A one- or two-stage inpainter; it needs the hole mask (``cond_channels`` >= 1)."""
     if cond_channels < 1:

@@ -9,6 +9,9 @@ Each family registers its class (or a builder function) with the config dataclas
 * a discriminator is built as ``family(cfg, n_classes=k)`` and returns ``(src_logits, cls_logits or
   None)``; its config has ``image_size``, which the study sets to the training size.
 
+A family also declares what it can do (:mod:`unmask.catalog.capabilities`: returns its blend mask,
+runs on the image alone, takes condition maps, has a class head); trainers check those when params are read.
+
 Seed 000's generator (encoder, middle blocks, decoder, output approach) is the family ``stargan``,
 the default when ``name`` is absent, so existing params keep working.
 """
@@ -20,6 +23,7 @@ from typing import Any
 
 from torch import nn
 
+from unmask.catalog.capabilities import Capability
 from unmask.models.blocks import BLOCKS
 from unmask.models.discriminators import DISCRIMINATORS as _DISCRIMINATOR_CLASSES
 from unmask.models.discriminators import DiscriminatorConfig
@@ -34,7 +38,8 @@ __all__ = ["APPROACHES", "BLOCKS", "DISCRIMINATORS", "GENERATORS", "LAYOUTS", "b
            "build_generator"]
 
 
-@GENERATORS.register("stargan", GeneratorConfig)
+@GENERATORS.register("stargan", GeneratorConfig, capabilities=(Capability.RETURNS_MASK, Capability.IMAGE_ONLY,
+                                                              Capability.CONDITIONS))
 def _encoder_blocks_decoder(cfg: GeneratorConfig, cond_channels: int = 0) -> Generator:
     """Seed 000's generator (:class:`~unmask.models.generators.Generator`)."""
     return Generator(cfg, cond_channels)
@@ -48,7 +53,8 @@ def _seed000_discriminator(name: str):
 
 
 for _name in _DISCRIMINATOR_CLASSES:
-    DISCRIMINATORS.register(_name, DiscriminatorConfig)(_seed000_discriminator(_name))
+    DISCRIMINATORS.register(_name, DiscriminatorConfig, capabilities=(Capability.CLASS_HEAD,))(
+        _seed000_discriminator(_name))
 
 
 def build_generator(cfg: Any, cond_channels: int = 0) -> nn.Module:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from unmask.catalog.capabilities import Capability
 from unmask.errors import ConfigError
 from unmask.models.choices import check_choice, check_int
 from unmask.models.convs import ACTIVATIONS, CONVS, NORMS, conv_norm_act
@@ -93,6 +94,15 @@ class UNetConfig:
             raise ConfigError(f"generator.out_channels: must be 3 (an image) or 1 (a mask), got {self.out_channels!r}")
         if self.stages == 2 and self.out_channels != 3:
             raise ConfigError("generator.out_channels: a two-stage U-Net outputs an image (3)")
+
+    def capabilities(self, declared: frozenset[str]) -> frozenset[str]:
+        """A two-stage U-Net needs the hole mask (not the image alone); one output channel is a mask."""
+        caps = set(declared)
+        if self.stages == 2:
+            caps.discard(Capability.IMAGE_ONLY)
+        if self.out_channels == 1:
+            caps.add(Capability.ONE_CHANNEL)
+        return frozenset(caps)
 
     def widths(self) -> list[int]:
         """Channels of the encoder levels (and of the decoder layer of the same size)."""
@@ -186,7 +196,7 @@ class UNet(nn.Module):
         return torch.tanh(self.out(h))
 
 
-@GENERATORS.register("unet", UNetConfig)
+@GENERATORS.register("unet", UNetConfig, capabilities=(Capability.IMAGE_ONLY, Capability.CONDITIONS))
 def build_unet(cfg: UNetConfig, cond_channels: int = 0) -> nn.Module:
     """A :class:`UNet`, or with ``stages: 2`` a :class:`TwoStage` of two (the first condition map must
     then be the hole mask)."""

@@ -100,6 +100,7 @@ def _check_names(cfg: TrainConfig) -> None:
         if value not in choices:
             raise ConfigError(f"{key}: unknown {value!r}; choose one of {', '.join(sorted(choices))}")
     resolve_weights(trainer_class(cfg), cfg.weights)   # the framework exists and knows every weight
+    trainer_class(cfg).check_networks(cfg)             # its networks can do what it needs of them
 
 
 def _locate(err: ConfigError, study: str, cell: dict[str, Any], overrides: dict[str, Any],

@@ -7,8 +7,11 @@ A trainer declares what the rest of the project asks it (never its name):
 * ``model_input``: what the trained model takes, ``"image"`` or ``"image+mask"`` (the exported model's
   input is then (B, 4, H, W), the mask as fourth channel);
 * ``WEIGHTS``: its loss terms and their default weights (``TrainConfig.weights`` overrides them);
-* its optimiser groups as data (:meth:`Trainer.phases`): which networks, which learning rate, every how
-  many steps. The base builds one fused Adam per phase and runs them in order.
+* ``NEEDS``: what it needs each network family to be able to do (:mod:`unmask.catalog.capabilities`),
+  checked when params are read;
+* its optimiser groups as data (:meth:`Trainer.phases`): which networks (a group, or roles), which
+  learning rate, every how many steps, from which step and until which. The base builds one fused Adam
+  per phase and runs the phases due at a step in order.
 
 A step computes the generators' outputs once. On a generator step (every ``n_critic``-th step, as in
 StarGAN's code) the discriminators see those outputs once, not detached: the generator loss is
@@ -32,9 +35,11 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from unmask.catalog.capabilities import WHAT, Capability
 from unmask.errors import ConfigError
 from unmask.losses import build_adv_loss, build_recon_loss, gradient_penalty
 from unmask.metrics import aggregate, compute_metrics
+from unmask.models import DISCRIMINATORS, GENERATORS
 from unmask.metrics.lpips_metric import LPIPSMetric, MetricUnavailable
 from unmask.training.checkpoint import CheckpointError, load_state, save_state
 from unmask.training.config import TrainConfig
@@ -69,14 +74,24 @@ class StepLosses:
 
 @dataclass(frozen=True)
 class Phase:
-    """One optimiser group: the networks of ``modules`` ("generators" or "discriminators"), trained
-    by Adam at ``lr`` on every ``interval``-th step. Phases run in the order declared; the generator
-    phase first, so the discriminators judge the same fakes in the step they are made (see above)."""
+    """One optimiser group: the networks it trains, by Adam at ``lr`` on every ``interval``-th step
+    while the step (0-based) is in ``[start, stop)`` (``stop`` None: to the end), so an autoencoder
+    pre-training phase is ``Phase("ae", ("AE",), lr, stop=N)`` and the phases after it ``start=N``.
+    ``modules`` is a group (``"generators"``, ``"discriminators"``) or a tuple of network roles of
+    either group. Phases run in the order declared; the generator phase first, so the
+    discriminators judge the same fakes in the step they are made (see above)."""
 
     name: str
-    modules: str
+    modules: str | tuple[str, ...]
     lr: float
     interval: int = 1
+    start: int = 0
+    stop: int | None = None
+
+    def due(self, step: int) -> bool:
+        """Whether this phase updates in step ``step`` (0-based: the step about to be taken)."""
+        return (self.start <= step and (self.stop is None or step < self.stop)
+                and (step + 1) % self.interval == 0)
 
 
 def resolve_weights(cls: type["Trainer"], overrides: dict[str, float]) -> dict[str, float]:
@@ -96,6 +111,9 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+NETWORK_SECTIONS = {"generator": GENERATORS, "discriminator": DISCRIMINATORS}   # TrainConfig field -> registry
+
+
 class Trainer:
     """Base class; subclasses build their networks and define ``losses`` and ``_translate``.
 
@@ -112,12 +130,33 @@ class Trainer:
         "l1", "l2", "psnr", "ssim", "l1_masked", "l2_masked", "psnr_masked")
     SELECT_BY: ClassVar[str] = "val_psnr"        # the champion's metric (its direction: unmask.catalog.metrics; never a test one)
 
+    NEEDS: ClassVar[dict[str, frozenset[str]]] = {}   # network section -> what its family must do (Capability)
+
+    @classmethod
+    def needs(cls, cfg: TrainConfig) -> dict[str, frozenset[str]]:
+        """What each network section of ``cfg`` must be able to do (default: :attr:`NEEDS`)."""
+        return cls.NEEDS
+
+    @classmethod
+    def check_networks(cls, cfg: TrainConfig) -> None:
+        """ConfigError naming ``train.<section>.name`` when a network family cannot do what this trainer
+        needs of it (:mod:`unmask.catalog.capabilities`); checked when params are read and when built."""
+        for section, need in cls.needs(cfg).items():
+            registry, net = NETWORK_SECTIONS[section], getattr(cfg, section)
+            missing = [c for c in sorted(need) if c not in registry.capabilities(net)]
+            if missing:
+                able = [n for n in registry.names() if need <= registry.capabilities(registry.config({"name": n}, section))]
+                raise ConfigError(f"train.{section}.name: the {cls.framework} trainer needs a {section} that "
+                                  f"{' and '.join(WHAT[Capability(c)] for c in missing)}; {net.name!r} does not"
+                                  + (f" (choose {' or '.join(able)})" if able else ""))
+
     @classmethod
     def requirements(cls, cfg: TrainConfig) -> list[str]:
         """Why ``cfg`` cannot train here (e.g. pretrained weights it needs are missing); empty when it can."""
         return []
 
     def __init__(self, cfg: TrainConfig):
+        type(self).check_networks(cfg)
         self.cfg = cfg
         self.w = resolve_weights(type(self), cfg.weights)
         if cfg.threads:
@@ -135,7 +174,7 @@ class Trainer:
         gens, discs = self.build_networks()
         self.generators = nn.ModuleDict(gens).to(self.device, memory_format=self.memory_format)
         self.discriminators = nn.ModuleDict(discs).to(self.device, memory_format=self.memory_format)
-        self._params = {p.name: list(getattr(self, p.modules).parameters()) for p in self.phases()}
+        self._params = {p.name: self._phase_parameters(p) for p in self.phases()}
         self.optimizers = {name: self._adam(params, lr)
                            for (name, params), lr in zip(self._params.items(), (p.lr for p in self.phases()))}
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
@@ -153,6 +192,15 @@ class Trainer:
             return [Phase("g", "generators", self.cfg.lr_g, 1)]
         return [Phase("g", "generators", self.cfg.lr_g, self.n_critic),
                 Phase("d", "discriminators", self.cfg.lr_d, 1)]
+
+    def _phase_parameters(self, phase: Phase) -> list[nn.Parameter]:
+        if isinstance(phase.modules, str):
+            return list(getattr(self, phase.modules).parameters())
+        roles = {**self.generators, **self.discriminators}
+        unknown = [r for r in phase.modules if r not in roles]
+        if unknown:
+            raise TypeError(f"phase {phase.name!r} names network {unknown[0]!r}; the networks: {', '.join(roles)}")
+        return [p for r in phase.modules for p in roles[r].parameters()]
 
     def discriminators_declared(self) -> bool:
         """Whether this trainer has discriminators (built by :meth:`build_networks`)."""
@@ -206,7 +254,10 @@ class Trainer:
     def train_step(self, batch: Batch) -> dict[str, float]:
         """One update of every phase due at this step (by its interval); returns the loss terms of
         this step as floats. Each phase's total is backpropagated into its own networks only."""
-        due = [p.name for p in self.phases() if (self.step + 1) % p.interval == 0]
+        due = [p.name for p in self.phases() if p.due(self.step)]
+        if not due:          # between phases (none declared for this step): nothing to update
+            self.step += 1
+            return {}
         with self._autocast():
             out = self.losses(self._to_device(batch), frozenset(due))
         for name in due:

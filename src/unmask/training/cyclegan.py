@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from unmask.catalog.capabilities import Capability
 from unmask.models import build_discriminator, build_generator
 from unmask.training.base import Batch, StepLosses, Trainer
 from unmask.training.registry import TRAINERS
@@ -31,6 +32,7 @@ class CycleGANTrainer(Trainer):
     pairing = "unpaired"
     model_input = "image"
     WEIGHTS = {"adv": 1.0, "cycle": 10.0, "identity": 10.0, "gp": 10.0}   # CycleGAN code's defaults
+    NEEDS = {"generator": frozenset({Capability.RETURNS_MASK, Capability.IMAGE_ONLY})}   # G(x, return_mask=True)
 
     def build_networks(self) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
         g_cfg, d_cfg = self.cfg.generator, self.cfg.discriminator

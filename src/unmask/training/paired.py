@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from unmask.errors import UnmaskError
 from unmask.losses import LOSS_TERMS
 from unmask.losses.perceptual import load_vgg19
+from unmask.catalog.capabilities import Capability
 from unmask.models import build_discriminator, build_generator
 from unmask.training.base import Batch, StepLosses, Trainer
 from unmask.training.config import TrainConfig
@@ -48,6 +49,7 @@ class PairedInpaintingTrainer(Trainer):
     model_input = "image+mask"
     WEIGHTS = {"adv": 1.0, "gp": 10.0, "l1": 0.0, "mse": 0.0, "dssim": 0.0, "ssim": 0.0,
                "l1_hole": 0.0, "l1_valid": 0.0, "perceptual": 0.0, "stage1": 1.0}
+    NEEDS = {"generator": frozenset({Capability.CONDITIONS})}   # the hole mask as a condition map
 
     @classmethod
     def requirements(cls, cfg: TrainConfig) -> list[str]:

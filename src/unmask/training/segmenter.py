@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from unmask.errors import UnmaskError
+from unmask.catalog.capabilities import Capability
+from unmask.errors import ConfigError, UnmaskError
 from unmask.losses.segmentation import dice_loss
 from unmask.metrics.segmentation import segmentation_metrics
 from unmask.models import build_generator
@@ -34,6 +35,14 @@ class SegmenterTrainer(Trainer):
     WEIGHTS = {"dice": 1.0, "bce": 0.0}
     REQUIRED_METRICS = ("pixel_acc", "iou", "dice")
     SELECT_BY = "val_dice"
+    NEEDS = {"generator": frozenset({Capability.IMAGE_ONLY, Capability.ONE_CHANNEL})}   # image -> mask logits
+
+    @classmethod
+    def check_networks(cls, cfg) -> None:
+        if getattr(cfg.generator, "out_channels", 1) != 1:   # a family that could output one channel
+            raise ConfigError("train.generator.out_channels: the segmenter needs a one-channel output "
+                              "(generator: {name: unet, out_channels: 1})")
+        super().check_networks(cfg)
 
     def build_networks(self) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
         g = build_generator(self.cfg.generator, cond_channels=0)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from unmask.losses import domain_classification_loss
+from unmask.catalog.capabilities import Capability
 from unmask.models import build_discriminator, build_generator
 from unmask.training.base import Batch, StepLosses, Trainer
 from unmask.training.registry import TRAINERS
@@ -42,6 +43,12 @@ class StarGANTrainer(Trainer):
     pairing = "unpaired"
     model_input = "image"
     WEIGHTS = {"adv": 1.0, "cycle": 10.0, "identity": 10.0, "gp": 10.0, "cls": 1.0}
+
+    @classmethod
+    def needs(cls, cfg):
+        """G(x, domain labels, return_mask=True); one unified discriminator classifies the domain too."""
+        g = {"generator": frozenset({Capability.RETURNS_MASK, Capability.CONDITIONS})}
+        return {**g, "discriminator": frozenset({Capability.CLASS_HEAD})} if cfg.n_discriminators == 1 else g
 
     def build_networks(self) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
         gens = {"G": build_generator(self.cfg.generator, cond_channels=N_DOMAINS)}
