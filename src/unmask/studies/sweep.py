@@ -76,6 +76,7 @@ from unmask.studies.config import (ResourcesConfig, SearchConfig, StudiesParams,
                                    SweepConfig, storage_conflict)
 from unmask.studies.champion import RECORD_FILE, ChampionRule, champion_rule, find_champion
 from unmask.studies.grid import Trial, expand_study, fingerprint, resolve_trial
+from unmask.studies.resume import plan_resume
 from unmask.studies.store import HASH_MEMO, TrialStore, data_version, required_test, select_by, storable, trial_key
 from unmask.studies.trial import train_trial
 from unmask.tracking import PARENT_TAG, configure, experiment_id, flat_params
@@ -644,19 +645,12 @@ def _run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, r
     fp = sweep_fp(pending)
     study_fp = json.dumps(keys) if store is not None else None
     state = _read_state(fs, state_path)
-    resume, exp_trials = False, pending
-    if train and state is not None and _can_restore(exp_path):
-        if state.get("fingerprint") == fp:
-            resume = True
-        elif store is not None and state.get("fingerprint") == sweep_fp(trials):
-            # an experiment over all the study's trials (an earlier sweep, before another study stored
-            # some of them): restoring it retrains nothing that finished there
-            resume, exp_trials = True, trials
-    if train and not resume and fs.get_file_info(f"{base}/{name}").type != pafs.FileType.NotFound:
+    plan = plan_resume(state, fp, sweep_fp(trials) if store is not None else None, study_fp, train,
+                       can_restore=train and state is not None and _can_restore(exp_path),   # Ray only then
+                       experiment_exists=train and fs.get_file_info(f"{base}/{name}").type != pafs.FileType.NotFound)
+    resume, exp_trials, reopen = plan.resume, trials if plan.all_trials else pending, plan.reopen_parent
+    if plan.start_over:
         fs.delete_dir(f"{base}/{name}")          # another trial set: start over
-    # the same parent run for a resumed sweep, and for the same trials of a grid study (some trained since)
-    reopen = state is not None and bool(state.get("parent_run_id")) and (
-        resume or (study_fp is not None and state.get("study") == study_fp))
 
     if state is not None and state.get("parent_run_id"):
         close_stale_runs(exp_id, state["parent_run_id"])     # runs a killed driver left RUNNING
@@ -672,9 +666,7 @@ def _run_study(name: str, params: StudiesParams, data_root: str | os.PathLike, r
                            **({"search": json.dumps(study.search.model_dump(exclude_none=True))}
                               if study.search else {}),
                            **{f"train.{k}": v for k, v in flat_params(params.train).items()}})
-    # the fingerprint of the Tune experiment kept (resumed, or nothing trained now) or started
-    kept = state is not None and (resume or (not train and reopen))
-    new_state = {"fingerprint": state.get("fingerprint") if kept else fp, "study": study_fp,
+    new_state = {"fingerprint": plan.fingerprint, "study": study_fp,
                  "parent_run_id": parent.info.run_id}
     if new_state != state:
         _write_state(fs, state_path, new_state)
