@@ -8,7 +8,7 @@ Built like ``tests/studies/micro_study.py``: synthetic split data (``tests/helpe
 temporary work dir, params parsed by ``unmask.config.parse_params`` and
 ``unmask.studies.parse_study_params``, the sweep run in-process by ``unmask.studies.sweep.run_study``
 (its local Ray cluster binds 127.0.0.1; the ``unshare -rn`` isolation of ``unmask sweep`` is the CLI's,
-not run_study's), then ``unmask.reports.evaluate.evaluate_study`` on the study's ``trials.parquet``.
+not run_study's), then ``unmask.evaluation.evaluate.evaluate_study`` on the study's ``trials.parquet``.
 The grid is CycleGAN over ``--trials`` adversarial losses, each trial asking Ray for ``--cpu`` CPUs and
 ``--gpu`` GPUs (fractions share one GPU).
 
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
 
     from unmask.config import SplitConfig, parse_params
     from unmask.data.split import split_dataset
-    from unmask.reports.evaluate import evaluate_study
+    from unmask.evaluation.evaluate import evaluate_study
     from unmask.studies import parse_study_params
     from unmask.studies.sweep import run_study
 

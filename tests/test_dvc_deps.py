@@ -199,7 +199,8 @@ def test_the_closure_follows_each_stage_path():
     assert {"unmask/studies/sweep.py", "unmask/studies/trial.py", "unmask/studies/netns.py",
             "unmask/training/__init__.py", "unmask/io/remote.py"} <= rel["sweep"]
     assert "unmask/studies/netns.py" not in rel["evaluate"] and "unmask/ui.py" not in rel["sweep"]
-    assert "unmask/reports/evaluate.py" in rel["evaluate"]
+    assert "unmask/evaluation/evaluate.py" in rel["evaluate"]
+    assert not any(p.startswith(("unmask/reports/", "unmask/evaluation/")) for p in rel["sweep"])
 
 
 def test_relative_and_submodule_imports_resolve():

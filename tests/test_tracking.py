@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from unmask.errors import UnmaskError
 from unmask import tracking
+from unmask.errors import UnmaskError
+from unmask.studies.config import TrackingConfig
 
 
 @pytest.mark.parametrize("lock", ["BEGIN EXCLUSIVE", "BEGIN IMMEDIATE"])
@@ -21,7 +22,7 @@ def test_locked_mlflow_db_is_one_line_naming_it_before_mlflow_waits(tmp_path, mo
     t0 = time.monotonic()
     try:
         with pytest.raises(UnmaskError) as e:
-            tracking.configure(tracking.TrackingConfig(uri="sqlite:///mlflow.db"), tmp_path)
+            tracking.configure(TrackingConfig(uri="sqlite:///mlflow.db"), tmp_path)
     finally:
         holder.close()
     assert str(e.value) == (f"{db}: database is locked by another process (waited 0.2 s); end the program "

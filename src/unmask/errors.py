@@ -21,5 +21,9 @@ class ConfigError(UnmaskError):
     """A bad key or value in params.yaml (the message names the dotted key)."""
 
 
+class CheckpointError(UnmaskError):
+    """A checkpoint that is missing, unreadable, or not one of ours (also one that cannot be fetched)."""
+
+
 class DownloadError(UnmaskError):
     """A download that failed, was truncated or did not match its checksum."""

@@ -104,8 +104,8 @@ def load_unmasker(spec: str, root: str | os.PathLike = ".", role: str = "model")
         study, _, alias = spec.partition(":")
         if alias != "champion":
             raise UnmaskError(f"--{role} {spec}: only the alias 'champion' is known (STUDY:champion)")
-        from unmask.reports.champions import champion_row
-        from unmask.reports.evaluate import read_trials, resolve_location
+        from unmask.evaluation.champions import champion_row
+        from unmask.evaluation.evaluate import read_trials, resolve_location
 
         path = root / "results" / study / "trials.parquet"
         if not path.is_file():
@@ -152,8 +152,8 @@ def default_model(root: str | os.PathLike, studies: Sequence[str] | dict[str, Se
     if isinstance(studies, dict):
         studies = [s for s, kinds in studies.items()
                    if kinds is None or any(k.split(":")[0] in FACE_MASK_KINDS for k in kinds)]
-    from unmask.reports.champions import champion_row
-    from unmask.reports.evaluate import read_trials, resolve_location
+    from unmask.evaluation.champions import champion_row
+    from unmask.evaluation.evaluate import read_trials, resolve_location
     from unmask.training import TrainConfig, trainer_class
     from unmask.training.checkpoint import load_state
 

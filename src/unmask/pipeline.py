@@ -103,7 +103,7 @@ def run_evaluate(params: Params, study: str, root: Path = Path("."), progress: b
     import torch
 
     from unmask.reports.compare import METRICS_FILE, write_metrics_json
-    from unmask.reports.evaluate import evaluate_study, read_trials
+    from unmask.evaluation.evaluate import evaluate_study, read_trials
     from unmask.studies import parse_study_params
 
     sp = parse_study_params(params)

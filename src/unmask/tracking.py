@@ -3,16 +3,20 @@
 Relative sqlite paths and a relative artifact root are resolved against the project root, so trial
 processes that run in other working directories (Ray's trial folders, other nodes sharing the path)
 write to the same store.
+
+This module sits below the studies (``unmask ui`` imports it, and it must not load torch): it takes
+the ``tracking`` section and the parsed study params by what they hold (:class:`TrackingSettings`,
+:class:`StudiesSettings`; :class:`unmask.studies.config.TrackingConfig` and ``StudiesParams`` fit them),
+never by importing their classes.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Protocol
 
 from unmask.errors import ConfigError, UnmaskError
-from unmask.studies.config import StudiesParams, TrackingConfig
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -21,7 +25,27 @@ LOCK_WAIT_S = 5.0   # how long check_store waits for another process's lock on a
 SQLITE = "sqlite:///"
 
 
-def resolve_uri(cfg: TrackingConfig, root: Path) -> str:
+class TrackingSettings(Protocol):
+    """What this module reads of params.yaml's ``tracking`` section (``TrackingConfig``)."""
+
+    @property
+    def uri(self) -> str: ...
+
+    @property
+    def artifact_root(self) -> str: ...
+
+
+class StudiesSettings(Protocol):
+    """What :func:`log_reports_to_parents` reads of the parsed study params (``StudiesParams``)."""
+
+    @property
+    def tracking(self) -> TrackingSettings: ...
+
+    @property
+    def studies(self) -> Mapping[str, Any]: ...
+
+
+def resolve_uri(cfg: TrackingSettings, root: Path) -> str:
     """The tracking URI with a relative sqlite path made absolute (``sqlite:////abs/mlflow.db``)."""
     uri = cfg.uri
     if uri.startswith(SQLITE) and not uri.startswith(SQLITE + "/"):
@@ -71,7 +95,7 @@ def check_store(uri: str) -> None:
                           "store, or point tracking.uri elsewhere") from None
 
 
-def resolve_artifact_root(cfg: TrackingConfig, root: Path) -> str:
+def resolve_artifact_root(cfg: TrackingSettings, root: Path) -> str:
     """The artifact root as a URI (a local folder becomes ``file:///abs/path``)."""
     return artifact_uri(root / cfg.artifact_root if not is_uri(cfg.artifact_root) else cfg.artifact_root)
 
@@ -88,7 +112,7 @@ def artifact_uri(location: str | os.PathLike) -> str:
     return location if is_uri(location) else Path(location).resolve().as_uri()
 
 
-def configure(cfg: TrackingConfig, root: Path) -> str:
+def configure(cfg: TrackingSettings, root: Path) -> str:
     """Point MLflow at the store of ``cfg`` (checked: :func:`check_store`); returns the absolute tracking URI."""
     import mlflow
 
@@ -98,7 +122,7 @@ def configure(cfg: TrackingConfig, root: Path) -> str:
     return uri
 
 
-def experiment_id(name: str, cfg: TrackingConfig, root: Path) -> str:
+def experiment_id(name: str, cfg: TrackingSettings, root: Path) -> str:
     """The id of experiment ``name``, created with the configured artifact root when missing."""
     import mlflow
 
@@ -121,7 +145,7 @@ def flat_params(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def log_reports_to_parents(params: StudiesParams, root: Path, results_dir: Path, reports_dir: Path) -> None:
+def log_reports_to_parents(params: StudiesSettings, root: Path, results_dir: Path, reports_dir: Path) -> None:
     """Attach each study's comparison table (markdown and ``mlflow.log_table``) and figures to the
     study's parent run, found through the parent tag of its trials' child runs."""
     import mlflow

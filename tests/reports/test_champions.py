@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from unmask.errors import UnmaskError
-from unmask.reports.champions import champion_row, champions_section
+from unmask.evaluation.champions import champion_row, champions_section
 from unmask.reports.tables import METRICS, _fmt
 
 

@@ -14,8 +14,8 @@ import torch
 from unmask.data.occlusions.geometry import lower_face_region
 from unmask.data.torch_datasets import PairedDataset, infinite_batches
 from unmask.metrics.mask_baselines import lower_face_mask
-from unmask.reports import evaluate_study
-from unmask.reports.end_to_end import PREDICTED, end_to_end_section, measure_end_to_end
+from unmask.evaluation import evaluate_study
+from unmask.evaluation.end_to_end import PREDICTED, end_to_end_section, measure_end_to_end
 from unmask.training import TrainConfig, build_trainer
 from unmask.training.segmenter import SegmenterTrainer
 

@@ -5,7 +5,7 @@ import torch
 from unmask.data.torch_datasets import PairedDataset, batches
 from unmask.errors import ConfigError, UnmaskError
 from unmask.metrics import BASELINES, aggregate, compute_metrics
-from unmask.reports import evaluate_study, load_samples
+from unmask.evaluation import evaluate_study, load_samples
 from unmask.training import load_trainer
 
 from tests.reports.helpers import SIZE, make_splits, train_tiny, trial_row, trials_frame
@@ -135,7 +135,7 @@ def test_evaluate_stage_writes_metrics_json_beside_eval(study, tmp_path):
 
 
 def test_resolve_location_joins_relative_paths_to_the_project_root(tmp_path):
-    from unmask.reports.evaluate import resolve_location
+    from unmask.evaluation.evaluate import resolve_location
 
     rel = "results/micro/checkpoints/k.pt"
     assert resolve_location(rel, tmp_path) == str(tmp_path / rel)

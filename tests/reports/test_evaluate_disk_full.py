@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from unmask.cli import os_error_line
-from unmask.reports import evaluate_study
+from unmask.evaluation import evaluate_study
 
 from tests.reports.helpers import make_splits, trial_row, trials_frame
 

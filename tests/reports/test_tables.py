@@ -55,6 +55,13 @@ def test_header_names_source_size_steps_seeds_and_failures():
     assert "adv_loss=hinge (n=2)" in header and "baseline: telea" in header
 
 
+def test_the_published_tables_are_the_ones_params_may_name():
+    """reading params.yaml checks ``reference`` against the catalogue's names, the report looks them up in PAPER"""
+    from unmask.catalog.papers import PAPER_TABLES
+
+    assert tuple(PAPER) == PAPER_TABLES
+
+
 def test_paper_columns_beside_ours_with_their_setting():
     md = study_table(_eval_df(), {"title": "t"}, PAPER["paper_table3"])
     header = _line(md, "| metric")

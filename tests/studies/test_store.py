@@ -99,7 +99,7 @@ def test_put_that_fails_leaves_no_entry(tmp_path):
 
 def test_a_study_testing_on_other_kinds_gets_its_own_trials():
     from unmask.config import parse_params
-    from unmask.studies.config import parse_study_params
+    from unmask.studies import parse_study_params
     from unmask.studies.grid import expand_study
 
     seg = {"framework": "segmenter", "generator": {"name": "unet", "depth": 3, "base_channels": 8,

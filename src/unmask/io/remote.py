@@ -8,12 +8,14 @@ import os
 import tempfile
 from typing import Iterator
 
+from unmask.errors import CheckpointError
+
 
 @contextlib.contextmanager
 def local_copy(location: str) -> Iterator[str]:
     """A local path to the checkpoint at ``location``: the path itself, or for a URI (``s3://``,
     ``gs://``, ``file://``, as a sweep on shared storage records it) a temporary copy.
-    Raises :class:`~unmask.training.CheckpointError` when it cannot be fetched."""
+    Raises :class:`~unmask.errors.CheckpointError` when it cannot be fetched."""
     if "://" not in location:
         yield location
         return
@@ -26,7 +28,5 @@ def local_copy(location: str) -> Iterator[str]:
             local = os.path.join(d, os.path.basename(path))
             pafs.copy_files(path, local, source_filesystem=fs)
         except (OSError, ValueError, pa.ArrowException) as err:
-            from unmask.training.checkpoint import CheckpointError
-
             raise CheckpointError(f"{location}: cannot fetch the checkpoint ({str(err).splitlines()[0]})") from None
         yield local

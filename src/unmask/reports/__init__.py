@@ -1,6 +1,9 @@
-"""Reports of the studies: re-evaluation from checkpoints, tables in the paper's layout, figures."""
+"""Reports of the studies: tables in the paper's layout, figures, the published numbers beside ours.
 
-from unmask.reports.evaluate import evaluate_study, load_samples
+What they show is measured by :mod:`unmask.evaluation` (re-evaluation from checkpoints, champions, end
+to end), one layer below.
+"""
+
 from unmask.reports.paper import PAPER, PaperColumn, PaperTable, paper_table
 
-__all__ = ["PAPER", "PaperColumn", "PaperTable", "evaluate_study", "load_samples", "paper_table"]
+__all__ = ["PAPER", "PaperColumn", "PaperTable", "paper_table"]

@@ -23,10 +23,10 @@ import pandas as pd  # noqa: E402
 
 from unmask.errors import UnmaskError  # noqa: E402
 from unmask.io.atomic import atomic_path, write_text  # noqa: E402
-from unmask.reports.evaluate import EVAL_FILE, SAMPLES_FILE, load_samples  # noqa: E402
+from unmask.evaluation.evaluate import EVAL_FILE, SAMPLES_FILE, load_samples  # noqa: E402
 from unmask.reports.paper import paper_table  # noqa: E402
-from unmask.reports.champions import champions_section, measure_champions  # noqa: E402
-from unmask.reports.end_to_end import end_to_end_section, measure_end_to_end  # noqa: E402
+from unmask.evaluation.champions import champions_section, measure_champions  # noqa: E402
+from unmask.evaluation.end_to_end import end_to_end_section, measure_end_to_end  # noqa: E402
 from unmask.reports.tables import (  # noqa: E402
     METRICS,
     _fmt,
@@ -205,7 +205,7 @@ def write_reports(results_dir: str | os.PathLike, reports_dir: str | os.PathLike
     ``results/<study>/{eval.parquet, samples.npz, curves.parquet}`` and write ``reports/<study>.md``,
     ``<study>.png``, ``<study>_curves.png`` (when curves exist) and ``reports/README.md``. Returns the
     files written. A study without ``eval.parquet`` raises UnmaskError (run the evaluate stage). A study
-    with ``champions`` gets their champions measured on ``test_dir`` (:mod:`unmask.reports.champions`;
+    with ``champions`` gets their champions measured on ``test_dir`` (:mod:`unmask.evaluation.champions`;
     relative checkpoint paths are taken from the project ``root``)."""
     results_dir, reports_dir = Path(results_dir), Path(reports_dir)
     written: list[Path] = []

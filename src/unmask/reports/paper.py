@@ -3,7 +3,8 @@
 Every value is copied from the seed's text (``../shared/seeds/*.txt``) or ``REFERENCE.md``. Seed 000's
 (Tables 3, 4, 5, 7, 8) were measured at 256 px on FFHQ (clean) / CMFD (correctly masked MaskedFace-Net) with 28,720 unpaired training
 images per domain, batch 4 (7,180 iterations per epoch) and 8,608 test images (seed 000, Section 4.3).
-A study names its table with ``reference: paper_tableN`` in params.yaml.
+A study names its table with ``reference: paper_tableN`` in params.yaml; the names are also listed in
+:data:`unmask.catalog.papers.PAPER_TABLES`, which reading params.yaml checks them against.
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ from unmask.studies.config import (
     StudyConfig,
     SweepConfig,
     TrackingConfig,
-    parse_study_params,
 )
 from unmask.studies.grid import Trial, expand_study
+from unmask.studies.parse import parse_study_params
 
 __all__ = ["ResourcesConfig", "StudiesParams", "StudyConfig", "SweepConfig", "TrackingConfig", "Trial",
            "expand_study", "parse_study_params", "run_study"]

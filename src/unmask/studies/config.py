@@ -9,6 +9,9 @@ search algorithm (random or Optuna's TPE) while a scheduler (ASHA) stops the poo
 of every grid, and both ends of every search range, is built into a TrainConfig when the params are
 parsed, so a bad key or value fails before any trial starts, with a one-line error naming the dotted key
 where it was written (``studies.table3.grid.adv_los``, ``studies.tune.search.space.lr_g``).
+
+This module is the schema; :func:`unmask.studies.parse.parse_study_params` reads the sections with it
+and builds every trial (:mod:`unmask.studies.grid`, which builds on these classes).
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ import re
 from pathlib import PurePath, PurePosixPath
 from typing import Annotated, Any, Iterable, Literal, Optional
 
-from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, ValidationError, ValidationInfo, field_validator,
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, ValidationInfo, field_validator,
                       model_validator)
 
 from unmask.catalog.metrics import METRICS, mode as metric_mode
-from unmask.config import STUDY_SECTIONS, Params, _format_error
+from unmask.catalog.papers import PAPER_TABLES
 from unmask.errors import ConfigError
 
 
@@ -177,7 +180,7 @@ class StudyConfig(_Section):
     test_kinds: Optional[list[str]] = None  # kinds the test split is measured on, when not `kinds`
     # (how a model does on occlusions it was not trained on)
     baselines: list[str] = Field(default_factory=list)
-    reference: Optional[str] = None        # key into the paper's numbers (reports)
+    reference: Optional[str] = None        # a published table (unmask.catalog.papers; its numbers: reports)
     search: Optional[SearchConfig] = None  # tune instead of tabulate (then no grid, one seed)
     metrics: Optional[list[str]] = None    # test metrics the report shows, in this order (None: all)
     reference_cell: Optional[str] = None   # cell label the report compares every other cell with
@@ -228,8 +231,6 @@ class StudyConfig(_Section):
     @field_validator("reference")
     @classmethod
     def _known_reference(cls, key: Optional[str]) -> Optional[str]:
-        from unmask.reports.paper import PAPER as PAPER_TABLES
-
         if key is not None and key not in PAPER_TABLES:
             raise ValueError(f"unknown paper table {key!r}; choose from {', '.join(PAPER_TABLES)}")
         return key
@@ -271,17 +272,6 @@ def _finds_masks(train: dict[str, Any]) -> bool:
 
     framework = train.get("framework")
     return framework in TRAINERS and TRAINERS.get(framework, "train.framework").output == "mask"
-
-
-def cell_labels(grid: dict[str, list[Any]], extra_cells: list[dict[str, Any]]) -> list[str]:
-    """The labels of a study's cells (grid product, then extra cells), as trials carry them."""
-    import itertools
-
-    from unmask.studies.grid import cell_label   # grid builds on this module's classes
-
-    keys = list(grid)
-    cells = [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
-    return [cell_label(c) for c in [*cells, *extra_cells]]
 
 
 class ReportsConfig(_Section):
@@ -378,44 +368,3 @@ class StudiesParams(_Section):
         if name not in self.studies:
             raise ConfigError(f"studies.{name}: no such study (have: {', '.join(self.studies) or 'none'})")
         return self.studies[name]
-
-
-
-
-def _check_drawn(params: Params, name: str, study: StudyConfig, source: str) -> None:
-    """A study's kinds must be ones the synthesize stage draws (a positive weight in synthesize.kinds, or
-    synthesize.every_image): else its trials find no rows, after Ray has started."""
-    syn = params.synthesize
-    drawn = {k for k, w in syn.kinds.items() if w > 0} | set(syn.every_image)
-    for key in ("kinds", "test_kinds"):
-        for kind in getattr(study, key) or []:
-            if kind.split(":")[0] not in drawn:
-                raise ConfigError(f"{source}: studies.{name}.{key}: {kind!r} is never drawn (synthesize.kinds "
-                                  f"gives it no weight and synthesize.every_image does not list it; drawn: "
-                                  f"{', '.join(sorted(drawn))})")
-
-
-def parse_study_params(params: Params, source: str | None = None) -> StudiesParams:
-    """Validate the study sections of ``params`` (its extra keys) and every trial they imply; errors
-    name ``source`` (default: the file ``params`` was read from)."""
-    source = source or params.source
-    extra = params.model_extra or {}
-    raw = {k: extra[k] for k in STUDY_SECTIONS if k in extra and extra[k] is not None}
-    try:
-        parsed = StudiesParams.model_validate(raw)
-    except ValidationError as err:
-        raise ConfigError(_format_error(source, err)) from None
-    parsed._source = source
-    from unmask.studies.grid import expand_study   # grid builds on this module's classes
-
-    for name, study in parsed.studies.items():
-        try:
-            expand_study(parsed, name)   # names a misspelt grid key before the reference_cell check below
-        except ConfigError as err:
-            raise ConfigError(f"{source}: {err}") from None
-        _check_drawn(params, name, study, source)
-        labels = cell_labels(study.grid, study.extra_cells)
-        if study.reference_cell is not None and study.reference_cell not in labels:
-            raise ConfigError(f"{source}: studies.{name}.reference_cell: {study.reference_cell!r} is not a cell "
-                              "of this study; choose one of " + ", ".join(repr(lb) for lb in labels))
-    return parsed

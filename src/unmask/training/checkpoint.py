@@ -10,14 +10,10 @@ from typing import Any
 
 import torch
 
-from unmask.errors import UnmaskError
+from unmask.errors import CheckpointError   # defined with the other error types: unmask.io.remote raises it too
 from unmask.io.atomic import atomic_path
 
 FORMAT_VERSION = 1
-
-
-class CheckpointError(UnmaskError):
-    """A checkpoint that is missing, unreadable, or not one of ours."""
 
 
 def save_state(path: str | os.PathLike, state: dict[str, Any]) -> None:

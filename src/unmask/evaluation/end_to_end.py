@@ -30,8 +30,8 @@ from unmask.data.torch_datasets import PairedDataset, batches, round_robin_by_id
 from unmask.io.remote import local_copy
 from unmask.metrics import aggregate, build_baseline, compute_metrics, load_lpips
 from unmask.metrics.segmentation import segmentation_metrics
-from unmask.reports.champions import load_champion
-from unmask.reports.evaluate import means_by_kind, resolve_location, to_uint8
+from unmask.evaluation.champions import load_champion
+from unmask.evaluation.evaluate import means_by_kind, resolve_location, to_uint8
 from unmask.training import load_trainer
 
 PREDICTED = "mask=predicted"

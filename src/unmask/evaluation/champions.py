@@ -23,7 +23,7 @@ from unmask.data.torch_datasets import PairedDataset, batches
 from unmask.errors import UnmaskError
 from unmask.io.remote import local_copy
 from unmask.metrics import load_lpips
-from unmask.reports.evaluate import read_trials, resolve_location
+from unmask.evaluation.evaluate import read_trials, resolve_location
 from unmask.studies.champion import ChampionRule, champion, champion_rule, recorded_rule
 from unmask.training import Trainer, load_trainer
 
