@@ -11,20 +11,21 @@ import time
 
 import torch
 
-from unmask.metrics import LPIPSMetric, compute_metrics, load_lpips
+from unmask.metrics import MetricSuite
 
 
-def images_per_second(size: int, batch: int, masked: bool, lpips, device: torch.device, repeats: int) -> float:
+def images_per_second(size: int, batch: int, masked: bool, suite: MetricSuite, device: torch.device,
+                      repeats: int) -> float:
     gen = torch.Generator().manual_seed(0)
     pred = torch.rand(batch, 3, size, size, generator=gen).to(device)
     target = torch.rand(batch, 3, size, size, generator=gen).to(device)
     mask = (torch.rand(batch, 1, size, size, generator=gen) > 0.5).float().to(device) if masked else None
-    compute_metrics(pred, target, mask, lpips)   # warm-up
+    suite(pred, target, mask)   # warm-up
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
     for _ in range(repeats):
-        compute_metrics(pred, target, mask, lpips)
+        suite(pred, target, mask)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return repeats * batch / (time.perf_counter() - start)
@@ -42,13 +43,13 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    lpips = load_lpips(args.weights_dir)
+    suite = MetricSuite(args.weights_dir)
     print(f"device {device}, threads {torch.get_num_threads()}, batch {args.batch}, "
-          f"lpips: {'on' if isinstance(lpips, LPIPSMetric) else lpips.reason}")
+          f"lpips: {suite.note('lpips') or 'on'}")
     print(f"{'size':>5} {'plain img/s':>12} {'+masked img/s':>14}")
     for size in args.sizes:
-        plain = images_per_second(size, args.batch, False, lpips, device, args.repeats)
-        masked = images_per_second(size, args.batch, True, lpips, device, args.repeats)
+        plain = images_per_second(size, args.batch, False, suite, device, args.repeats)
+        masked = images_per_second(size, args.batch, True, suite, device, args.repeats)
         print(f"{size:>5} {plain:>12.1f} {masked:>14.1f}")
 
 

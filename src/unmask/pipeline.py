@@ -99,6 +99,15 @@ def run_sweep(params: Params, study: str, root: Path = Path("."), progress: bool
                      progress=progress, root=root, data_source=params.data.source)
 
 
+def metric_suite(sp, root: Path):
+    """The metrics the evaluate and report stages compute, with weights from ``reports.lpips_weights_dir``
+    (relative to the project root) or their default places."""
+    from unmask.metrics import MetricSuite
+
+    weights = _under_root(sp.reports.lpips_weights_dir, root)
+    return MetricSuite(str(weights) if weights else None)
+
+
 def run_evaluate(params: Params, study: str, root: Path = Path("."), progress: bool = True) -> Path:
     import torch
 
@@ -115,7 +124,7 @@ def run_evaluate(params: Params, study: str, root: Path = Path("."), progress: b
     # read_trials: a damaged table is one line naming it. Paths in the table (checkpoint) and in
     # params.yaml (lpips_weights_dir) are relative to the project root, not to the working directory.
     table = evaluate_study(read_trials(trials), root / SPLITS_DIR / "test", cfg.test_kinds or cfg.kinds, cfg.baselines,
-                           _under_root(sp.reports.lpips_weights_dir, root), out, n_samples=sp.reports.n_samples,
+                           metric_suite(sp, root), out, n_samples=sp.reports.n_samples,
                            device="cuda" if torch.cuda.is_available() else "cpu", progress=progress, root=root)
     write_metrics_json(table, out / METRICS_FILE, study)
     log.info("evaluate: %s -> %s, %s", study, out / "eval.parquet", out / METRICS_FILE)
@@ -134,7 +143,7 @@ def run_report(params: Params, root: Path = Path("."), progress: bool = True) ->
             if (reports / name).is_file():
                 shutil.copy2(reports / name, tmp / name)
         written = write_reports(root / RESULTS_DIR, tmp, sp.studies, test_dir=root / SPLITS_DIR / "test",
-                                root=root, lpips_weights_dir=_under_root(sp.reports.lpips_weights_dir, root))
+                                root=root, metrics=metric_suite(sp, root))
         kept = _keep_other_studies(reports, tmp, sp.studies, params.source)
     written = [reports / p.relative_to(tmp) for p in written]
     log_reports_to_parents(sp, root, root / RESULTS_DIR, reports)

@@ -11,7 +11,7 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from unmask.errors import UnmaskError
-from unmask.metrics import MetricUnavailable, aggregate, compute_metrics
+from unmask.metrics import aggregate, compute_metrics
 from unmask.metrics.image import ssim_window
 
 
@@ -167,10 +167,15 @@ def test_aggregate_weights_every_image_equally_across_batches():
     assert aggregate([]) == {}
 
 
-def test_lpips_is_left_out_when_unavailable():
+def test_lpips_is_left_out_when_unavailable(offline, tmp_path):
+    from unmask.metrics import MetricSuite
+
     pred, target, mask = _masked_case()
-    got = compute_metrics(pred, target, mask, lpips=MetricUnavailable("lpips", "n/a: test"))
+    suite = MetricSuite(str(tmp_path), names=["lpips"])
+    got = suite(pred, target, mask)
     assert set(got) == {"l1", "l2", "mse255", "psnr", "ssim", "l1_masked", "l2_masked", "psnr_masked"}
+    assert got.keys() == compute_metrics(pred, target, mask).keys()
+    assert suite.note("lpips").startswith("n/a: weights missing")
 
 
 def test_bad_shapes_are_one_line_errors():

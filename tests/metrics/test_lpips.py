@@ -11,7 +11,7 @@ import torch
 import torchvision
 
 from unmask.errors import UnmaskError
-from unmask.metrics import LPIPSMetric, MetricUnavailable, compute_metrics, load_lpips
+from unmask.metrics import LPIPSMetric, MetricSuite, MetricUnavailable, load_lpips
 from unmask.metrics.lpips_metric import ALEXNET_FILE
 
 
@@ -33,7 +33,9 @@ def test_missing_backbone_is_unavailable_with_reason_and_no_download(offline, tm
     assert isinstance(result, MetricUnavailable) and result.name == "lpips"
     assert result.reason.startswith(f"n/a: weights missing (AlexNet backbone {ALEXNET_FILE} not in {empty}, ")
     assert str(offline / "checkpoints") in result.reason and "no internet" in result.reason
-    assert "lpips" not in compute_metrics(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), lpips=result)
+    suite = MetricSuite(str(empty))
+    assert suite.note("lpips") == result.reason
+    assert "lpips" not in suite(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8))
 
 
 def test_loads_backbone_from_weights_dir(offline, fake_alexnet):
@@ -55,7 +57,8 @@ def test_loads_backbone_from_weights_dir(offline, fake_alexnet):
     assert torch.allclose(same, torch.zeros(3), atol=1e-6) and (diff > 0).all()
     small = metric(a[..., :16, :16], b[..., :16, :16])   # upsampled to AlexNet's 32 px minimum
     assert (small > 0).all()
-    assert compute_metrics(a, b, lpips=metric)["lpips"].shape == (3,)
+    suite = MetricSuite(str(path.parent))
+    assert suite.unavailable == {} and torch.allclose(suite(a, b)["lpips"], diff)
 
 
 def test_finds_backbone_in_the_torch_hub_cache(offline, fake_alexnet):

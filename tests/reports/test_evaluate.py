@@ -4,7 +4,7 @@ import torch
 
 from unmask.data.torch_datasets import PairedDataset, batches
 from unmask.errors import ConfigError, UnmaskError
-from unmask.metrics import BASELINES, aggregate, compute_metrics
+from unmask.metrics import BASELINES, MetricSuite, aggregate, compute_metrics
 from unmask.evaluation import evaluate_study, load_samples
 from unmask.training import load_trainer
 
@@ -24,7 +24,7 @@ def study(tmp_path_factory):
 
 def test_evaluate_reproduces_translate_metrics_and_adds_baselines(study, tmp_path):
     splits, ckpt, trials, _ = study
-    table = evaluate_study(trials, splits / "test", None, ["input", "telea"], tmp_path / "no-weights",
+    table = evaluate_study(trials, splits / "test", None, ["input", "telea"], MetricSuite(str(tmp_path / "no-weights")),
                            tmp_path / "out", n_samples=3, batch_size=3, progress=False)
 
     ds = PairedDataset(splits / "test", size=SIZE)

@@ -3,6 +3,7 @@
 A :class:`MetricSpec` says how the metric is named in a report, which way is better, how its value is
 printed, whether a report shows it unless its study lists ``metrics``, and the pretrained weights it
 needs (None: none). The order of :data:`METRIC_SPECS` is the order trials report and tables list them.
+A metric added by :func:`register_metric` (a contributor's module, or a test) joins every view.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class MetricSpec:
         return format(value, self.fmt)
 
 
-METRIC_SPECS: tuple[MetricSpec, ...] = (
+METRIC_SPECS: list[MetricSpec] = [
     MetricSpec("l1", "L1", False, ".4f"),
     MetricSpec("l2", "L2", False, ".4f"),
     MetricSpec("psnr", "PSNR (dB)", True, ".2f"),
@@ -39,14 +40,48 @@ METRIC_SPECS: tuple[MetricSpec, ...] = (
     MetricSpec("pixel_acc", "pixel accuracy", True, ".4f", kind="mask"),   # a segmenter's (seed 001)
     MetricSpec("iou", "IoU", True, ".4f", kind="mask"),
     MetricSpec("dice", "Dice", True, ".4f", kind="mask"),
-)
+]
 SPECS: dict[str, MetricSpec] = {s.name: s for s in METRIC_SPECS}
 
-METRICS: tuple[str, ...] = tuple(SPECS)
-IMAGE_METRICS: tuple[str, ...] = tuple(s.name for s in METRIC_SPECS if s.kind == "image")
-MASK_METRICS: tuple[str, ...] = tuple(s.name for s in METRIC_SPECS if s.kind == "mask")
-DEFAULT_SHOWN: tuple[str, ...] = tuple(s.name for s in METRIC_SPECS if s.shown_by_default and s.kind == "image")
-HIGHER_IS_BETTER: frozenset[str] = frozenset(s.name for s in METRIC_SPECS if s.higher_is_better)
+
+def register_metric(new: MetricSpec) -> MetricSpec:
+    """Add a metric to the catalogue (after the built-in ones); every view below sees it. A metric that
+    needs weights also registers its loader (:data:`unmask.metrics.suite.WEIGHTED`)."""
+    if new.name in SPECS:
+        raise TypeError(f"metric {new.name!r} registered twice")
+    METRIC_SPECS.append(new)
+    SPECS[new.name] = new
+    return new
+
+
+class _Names:
+    """A live, ordered view of the catalogue's metric names that pass ``keep`` (registered ones included)."""
+
+    def __init__(self, keep):
+        self._keep = keep
+
+    def _names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in METRIC_SPECS if self._keep(s))
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __getitem__(self, i):
+        return self._names()[i]
+
+    def __repr__(self) -> str:
+        return repr(self._names())
+
+
+METRICS = _Names(lambda s: True)                                           # every metric, in table order
+DEFAULT_SHOWN = _Names(lambda s: s.shown_by_default and s.kind == "image")  # a report's rows by default
+HIGHER_IS_BETTER = _Names(lambda s: s.higher_is_better)
 
 
 def spec(metric: str) -> MetricSpec:

@@ -22,7 +22,7 @@ from unmask.catalog.status import TrialStatus
 from unmask.data.torch_datasets import PairedDataset, batches
 from unmask.errors import UnmaskError
 from unmask.io.remote import local_copy
-from unmask.metrics import load_lpips
+from unmask.metrics import MetricSuite
 from unmask.evaluation.evaluate import read_trials, resolve_location
 from unmask.studies.champion import ChampionRule, champion, champion_rule, recorded_rule
 from unmask.training import Trainer, load_trainer
@@ -51,21 +51,22 @@ def load_champion(name: str, results_dir: str | os.PathLike, root: str | os.Path
 
 
 def measure_champions(names: Sequence[str], results_dir: str | os.PathLike, test_dir: str | os.PathLike,
-                      kinds: Sequence[str] | None, root: str | os.PathLike = ".", lpips_weights_dir: str | None = None,
+                      kinds: Sequence[str] | None, root: str | os.PathLike = ".", metrics: MetricSuite | None = None,
                       batch_size: int = 16) -> pd.DataFrame:
-    """One row per named study: ``study``, ``cell_label``, ``seed``, ``test_<metric>``..."""
+    """One row per named study: ``study``, ``cell_label``, ``seed``, ``test_<metric>``... (``metrics``; None:
+    every catalogue metric whose weights are in their default places)."""
     root = Path(root)
-    lpips = load_lpips(lpips_weights_dir)
+    suite = metrics if metrics is not None else MetricSuite()
     rows = []
     for name in names:
         trainer, best = load_champion(name, results_dir, root)
         size = int(best.get("image_size") or trainer.cfg.discriminator.image_size)
         ds = PairedDataset(test_dir, kinds=list(kinds) if kinds else None, size=size)
-        metrics = trainer.evaluate(batches(ds, batch_size), lpips)   # the trainer's own test metrics
+        means = trainer.evaluate(batches(ds, batch_size), suite)   # the trainer's own test metrics
         rows.append({"study": name, "cell_label": str(best["cell_label"]), "seed": int(best["seed"]),
                      "framework": trainer.framework, "model_input": trainer.model_input,
                      "image_size": size, "n_test": len(ds),
-                     **{f"test_{k}": float(v) for k, v in metrics.items()}})
+                     **{f"test_{k}": float(v) for k, v in means.items()}})
     return pd.DataFrame(rows)
 
 

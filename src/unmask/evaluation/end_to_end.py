@@ -28,7 +28,7 @@ from torch.utils.data import Subset
 from unmask.catalog.status import TrialStatus
 from unmask.data.torch_datasets import PairedDataset, batches, round_robin_by_identity
 from unmask.io.remote import local_copy
-from unmask.metrics import aggregate, build_baseline, compute_metrics, load_lpips
+from unmask.metrics import MetricSuite, aggregate, build_baseline
 from unmask.metrics.segmentation import segmentation_metrics
 from unmask.evaluation.champions import load_champion
 from unmask.evaluation.evaluate import means_by_kind, resolve_location, to_uint8
@@ -53,13 +53,13 @@ def predicted_label(label: str) -> str:
 
 def measure_end_to_end(eval_df: pd.DataFrame, mask_from: str, results_dir: str | os.PathLike,
                        test_dir: str | os.PathLike, kinds: Sequence[str] | None, root: str | os.PathLike = ".",
-                       lpips_weights_dir: str | None = None, n_samples: int = 4,
+                       metrics: MetricSuite | None = None, n_samples: int = 4,
                        batch_size: int = 16) -> EndToEnd:
     """The ``mask=predicted`` twin of every finished mask-taking trial and every baseline of ``eval_df``
     (a study's ``eval.parquet``), with the champion of study ``mask_from`` predicting the mask."""
     segmenter, best = load_champion(mask_from, results_dir, root)
     seg_size = int(best.get("image_size") or segmenter.cfg.discriminator.image_size)
-    lpips = load_lpips(lpips_weights_dir)
+    suite = metrics if metrics is not None else MetricSuite()
     trials = eval_df[(eval_df["role"] == "trial") & (eval_df["status"] == TrialStatus.FINISHED)]
     sizes = sorted({int(s) for s in trials["image_size"].dropna()}) or [seg_size]
     cache: dict[int, tuple[Subset, list[torch.Tensor]]] = {}
@@ -94,7 +94,7 @@ def measure_end_to_end(eval_df: pd.DataFrame, mask_from: str, results_dir: str |
 
         def outputs():
             for m, b in zip(masks, batches(ds, batch_size)):
-                yield trainer.measure(b, lpips, model_mask=m), lambda: torch.zeros(0)
+                yield trainer.measure(b, suite, model_mask=m), lambda: torch.zeros(0)
         means, _ = means_by_kind(outputs(), ds, 0)
         cell = {**json.loads(t["cell"]), "mask": "predicted"}
         rows.append({**t.to_dict(), "cell": json.dumps(cell), "cell_label": predicted_label(t["cell_label"]),
@@ -107,7 +107,7 @@ def measure_end_to_end(eval_df: pd.DataFrame, mask_from: str, results_dir: str |
     ds, masks = data(sizes[0])
     for _, base in eval_df[eval_df["role"] == "baseline"].iterrows():
         fn = build_baseline(str(base["cell_label"]), key="studies.<study>.baselines")
-        per_batch = [compute_metrics(fn((b["occluded"] + 1) / 2, m), (b["clean"] + 1) / 2, mask=b["mask"], lpips=lpips)
+        per_batch = [suite(fn((b["occluded"] + 1) / 2, m), (b["clean"] + 1) / 2, mask=b["mask"])
                      for m, b in zip(masks, batches(ds, batch_size))]
         rows.append({**base.to_dict(), "cell_label": predicted_label(base["cell_label"]),
                      "trial_id": f"{base['trial_id']}:{PREDICTED}", "twin_of": str(base["trial_id"]),

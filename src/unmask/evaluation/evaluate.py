@@ -30,7 +30,7 @@ from unmask.io.locations import resolve_location
 from unmask.io.named import naming
 from unmask.io.remote import local_copy
 from unmask.io.shards import arrow_reason
-from unmask.metrics import LPIPSMetric, MetricUnavailable, aggregate, build_baseline, compute_metrics, load_lpips
+from unmask.metrics import MetricSuite, aggregate, build_baseline
 from unmask.metrics.mask_baselines import MASK_BASELINES, build_mask_baseline
 from unmask.metrics.segmentation import segmentation_metrics
 from unmask.sysinfo import cpu_description
@@ -42,26 +42,25 @@ REQUIRED = ("trial_id", "cell", "cell_label", "seed", "status", "checkpoint")
 
 
 def _measure(outputs: Iterable[tuple[torch.Tensor, dict[str, torch.Tensor]]],
-             lpips: LPIPSMetric | MetricUnavailable, n_keep: int) -> tuple[dict[str, float], np.ndarray]:
+             metrics: MetricSuite, n_keep: int) -> tuple[dict[str, float], np.ndarray]:
     """Mean metrics of (prediction in [-1, 1], batch) pairs; also the first ``n_keep`` predictions as uint8."""
     per_batch, kept, n = [], [], 0
     for pred, batch in outputs:
-        per_batch.append(compute_metrics((pred + 1) / 2, (batch["clean"].float() + 1) / 2,
-                                         mask=batch["mask"], lpips=lpips))
+        per_batch.append(metrics((pred + 1) / 2, (batch["clean"].float() + 1) / 2, mask=batch["mask"]))
         if n < n_keep:
             kept.append(to_uint8(pred[: n_keep - n]))
             n += len(kept[-1])
     return aggregate(per_batch), np.concatenate(kept) if kept else np.zeros((0, 1, 1, 3), np.uint8)
 
 
-def _measure_trainer(trainer, ds: Subset, batch_size: int, lpips, n_keep: int
+def _measure_trainer(trainer, ds: Subset, batch_size: int, metrics: MetricSuite, n_keep: int
                      ) -> tuple[dict[str, float], np.ndarray]:
     """Mean of the trainer's own test metrics (:meth:`~unmask.training.Trainer.measure`: image metrics,
     or a segmenter's mask metrics) over ``ds``, and per occlusion kind as ``<metric>@<kind>`` when it
     holds several; and the first ``n_keep`` outputs as uint8."""
     def outputs():
         for b in batches(ds, batch_size):
-            yield trainer.measure(b, lpips), lambda b=b: trainer.translate(b["occluded"], b["mask"])
+            yield trainer.measure(b, metrics), lambda b=b: trainer.translate(b["occluded"], b["mask"])
     return means_by_kind(outputs(), ds, n_keep)
 
 
@@ -126,11 +125,12 @@ def _first(trials: pd.DataFrame, column: str, default):
 
 
 def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kinds: Sequence[str] | None,
-                   baselines: Sequence[str], lpips_weights_dir: str | os.PathLike | None,
+                   baselines: Sequence[str], metrics: MetricSuite | None,
                    out_dir: str | os.PathLike, n_samples: int = 6, batch_size: int = 16,
                    device: str = "cpu", progress: bool = True,
                    root: str | os.PathLike | None = None) -> pd.DataFrame:
-    """Test metrics of every trial (from its checkpoint) and of each baseline; writes
+    """Test metrics (``metrics``; None: every catalogue metric whose weights are in their default
+    places) of every trial (from its checkpoint) and of each baseline; writes
     ``out_dir/eval.parquet`` and ``out_dir/samples.npz`` atomically and returns the table.
 
     Rows: one per trial (``role`` "trial"; trials that did not finish keep their row with NaN metrics)
@@ -149,8 +149,8 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
                     if name in MASK_BASELINES else (build_baseline(name, key="studies.<study>.baselines"), False)
                     for name in baselines}
     with_landmarks = any(is_mask for _, is_mask in baseline_fns.values())
-    lpips = load_lpips(str(lpips_weights_dir) if lpips_weights_dir else None)
-    lpips_note = lpips.reason if isinstance(lpips, MetricUnavailable) else ""
+    metrics = metrics if metrics is not None else MetricSuite()
+    lpips_note = metrics.note("lpips")
     kinds = list(kinds) if kinds else None
     study = _first(trials, "study", Path(out_dir).name)
     eval_cpu = cpu_description()
@@ -184,7 +184,7 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
             sample_size = size if sample_size is None else sample_size
             ds = dataset(size)
             keep = n_samples if size == sample_size and t["cell_label"] not in samples else 0
-            means, kept = _measure_trainer(trainer, ds, batch_size, lpips, keep)
+            means, kept = _measure_trainer(trainer, ds, batch_size, metrics, keep)
             row.update({f"test_{k}": v for k, v in means.items()}, n_test=len(ds))
             if keep:
                 samples[t["cell_label"]] = kept
@@ -197,7 +197,7 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
             means, kept = _measure_mask_baseline(fn, ds, batch_size, n_samples)
         else:
             outputs = ((fn((b["occluded"] + 1) / 2, b["mask"]) * 2 - 1, b) for b in batches(ds, batch_size))
-            means, kept = _measure(outputs, lpips, n_samples)
+            means, kept = _measure(outputs, metrics, n_samples)
         samples[f"baseline: {name}"] = kept
         rows.append({"study": study, "role": "baseline", "trial_id": f"baseline:{name}",
                      "cell": json.dumps({"baseline": name}), "cell_label": name, "seed": None,

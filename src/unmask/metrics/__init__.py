@@ -3,6 +3,7 @@
 from unmask.metrics.baselines import BASELINES, build_baseline
 from unmask.metrics.image import aggregate, compute_metrics
 from unmask.metrics.lpips_metric import LPIPSMetric, MetricUnavailable, load_lpips
+from unmask.metrics.suite import MetricSuite
 
 __all__ = ["BASELINES", "build_baseline", "aggregate", "compute_metrics", "LPIPSMetric",
-           "MetricUnavailable", "load_lpips"]
+           "MetricSuite", "MetricUnavailable", "load_lpips"]

@@ -26,7 +26,6 @@ from pytorch_msssim import ssim as _ssim
 from torch import Tensor
 
 from unmask.errors import UnmaskError
-from unmask.metrics.lpips_metric import LPIPSMetric, MetricUnavailable
 
 MSE_FLOOR = 1e-10
 SSIM_WINDOW = 11
@@ -57,13 +56,12 @@ def _check(pred01: Tensor, target01: Tensor, mask: Optional[Tensor]) -> None:
 
 
 @torch.no_grad()
-def compute_metrics(pred01: Tensor, target01: Tensor, mask: Optional[Tensor] = None,
-                    lpips: LPIPSMetric | MetricUnavailable | None = None) -> dict[str, Tensor]:
-    """Per-image metrics, each a float tensor of shape (B,) on the inputs' device.
+def compute_metrics(pred01: Tensor, target01: Tensor, mask: Optional[Tensor] = None) -> dict[str, Tensor]:
+    """Per-image metrics that need no weights, each a float tensor of shape (B,) on the inputs' device.
 
     Keys: "l1", "l2", "mse255", "psnr", "ssim"; with ``mask`` (B, 1, H, W), 1 = occluded, also "l1_masked",
-    "l2_masked", "psnr_masked"; "lpips" when ``lpips`` is an :class:`LPIPSMetric` (a
-    :class:`MetricUnavailable` or None leaves it out).
+    "l2_masked", "psnr_masked". Metrics with weights (LPIPS) come from a
+    :class:`~unmask.metrics.suite.MetricSuite`.
     """
     _check(pred01, target01, mask)
     pred = pred01.detach().float().clamp(0, 1)
@@ -86,8 +84,6 @@ def compute_metrics(pred01: Tensor, target01: Tensor, mask: Optional[Tensor] = N
         out["l1_masked"] = (diff.abs() * m).flatten(1).sum(1) / count
         out["l2_masked"] = mse_m
         out["psnr_masked"] = psnr_from_mse(mse_m)
-    if isinstance(lpips, LPIPSMetric):
-        out["lpips"] = lpips(pred, target)
     return out
 
 

@@ -200,13 +200,14 @@ def _trial_labels(study_dir: Path) -> dict[str, str]:
 
 def write_reports(results_dir: str | os.PathLike, reports_dir: str | os.PathLike,
                   studies: Mapping[str, Any], test_dir: str | os.PathLike | None = None,
-                  root: str | os.PathLike = ".", lpips_weights_dir: str | None = None) -> list[Path]:
+                  root: str | os.PathLike = ".", metrics=None) -> list[Path]:
     """For each study (name -> its params entry: ``title``, ``reference``, ``kinds``...) read
     ``results/<study>/{eval.parquet, samples.npz, curves.parquet}`` and write ``reports/<study>.md``,
     ``<study>.png``, ``<study>_curves.png`` (when curves exist) and ``reports/README.md``. Returns the
     files written. A study without ``eval.parquet`` raises UnmaskError (run the evaluate stage). A study
     with ``champions`` gets their champions measured on ``test_dir`` (:mod:`unmask.evaluation.champions`;
-    relative checkpoint paths are taken from the project ``root``)."""
+    relative checkpoint paths are taken from the project ``root``), with ``metrics`` (a
+    :class:`~unmask.metrics.MetricSuite`; None: every catalogue metric whose weights are in their default places)."""
     results_dir, reports_dir = Path(results_dir), Path(reports_dir)
     written: list[Path] = []
     index = ["# Study reports", "",
@@ -237,14 +238,14 @@ def write_reports(results_dir: str | os.PathLike, reports_dir: str | os.PathLike
                 if test_dir is None:
                     raise UnmaskError(f"studies.{name}.mask_from: the report needs the test split to measure it")
                 e2e = measure_end_to_end(eval_df, meta["mask_from"], results_dir, test_dir,
-                                         meta.get("test_kinds") or meta.get("kinds"), root, lpips_weights_dir)
+                                         meta.get("test_kinds") or meta.get("kinds"), root, metrics)
                 eval_df = _with_twins(eval_df, e2e.rows)
             page = [study_table(eval_df, meta, paper)]
             if meta.get("champions"):
                 if test_dir is None:
                     raise UnmaskError(f"studies.{name}.champions: the report needs the test split to measure them")
                 champs = measure_champions(meta["champions"], results_dir, test_dir, meta.get("kinds"), root,
-                                           lpips_weights_dir)
+                                           metrics)
                 page += champions_section(champs, eval_df, shown_metrics(eval_df, meta), METRICS, _fmt)
             if e2e is not None:
                 stages_png = None

@@ -13,6 +13,7 @@ the scheduler let it train, and its test metrics.
 
 from __future__ import annotations
 
+import collections.abc
 import json
 import math
 from typing import Any, Mapping
@@ -26,7 +27,21 @@ from unmask.reports.paper import PaperTable
 from unmask.catalog.metrics import DEFAULT_SHOWN, METRIC_SPECS, SPECS
 
 # name -> (row label, higher is better), in the order trials report them (from unmask.catalog.metrics)
-METRICS: dict[str, tuple[str, bool]] = {s.name: (s.label, s.higher_is_better) for s in METRIC_SPECS}
+class _Labels(collections.abc.Mapping):
+    """name -> (row label, higher is better), live over the catalogue (registered metrics included)."""
+
+    def __getitem__(self, name: str) -> tuple[str, bool]:
+        s = SPECS[name]
+        return s.label, s.higher_is_better
+
+    def __iter__(self):
+        return (s.name for s in METRIC_SPECS)
+
+    def __len__(self) -> int:
+        return len(METRIC_SPECS)
+
+
+METRICS: Mapping[str, tuple[str, bool]] = _Labels()
 NA_LPIPS = "n/a: weights missing"
 
 

@@ -32,7 +32,7 @@ from torch import nn
 
 from unmask.data.torch_datasets import PairedDataset, UnpairedDataset, batches, infinite_batches
 from unmask.io.locations import resolve_location
-from unmask.metrics import MetricUnavailable, load_lpips
+from unmask.metrics import MetricSuite
 from unmask.studies.grid import resolve_trial
 from unmask.sysinfo import cpu_description
 from unmask.tracking import PARENT_TAG, flat_params
@@ -137,8 +137,8 @@ def train_trial(config: dict[str, Any]) -> None:
         with checkpoint.as_directory() as d:
             trainer.load_checkpoint(Path(d) / CHECKPOINT_NAME)
             state = json.loads((Path(d) / STATE_NAME).read_text())
-    lpips = load_lpips(ctx.get("lpips_weights"))
-    lpips_note = lpips.reason if isinstance(lpips, MetricUnavailable) else ""
+    suite = MetricSuite(ctx.get("lpips_weights"))
+    lpips_note = suite.note("lpips")
 
     mlflow.set_tracking_uri(ctx["tracking_uri"])
     logged_up_to = -1     # a retried trial re-trains steps its failed attempt already logged: not again
@@ -161,7 +161,7 @@ def train_trial(config: dict[str, Any]) -> None:
         return state["train_time_s"] + time.perf_counter() - started
 
     def finish() -> dict[str, Any]:
-        test = trainer.evaluate(batches(test_ds, cfg.batch_size), lpips)
+        test = trainer.evaluate(batches(test_ds, cfg.batch_size), suite)
         final = {f"test_{k}": v for k, v in test.items()}
         final.setdefault("test_lpips", math.nan)
         mlflow.log_metrics({k: v for k, v in final.items() if not math.isnan(v)}, step=trainer.step)
@@ -191,7 +191,7 @@ def train_trial(config: dict[str, Any]) -> None:
     try:
         stream = infinite_batches(train_ds, cfg.batch_size, seed=cfg.seed)
         trainer.fit(itertools.islice(stream, trainer.step, None), lambda: batches(val_ds, cfg.batch_size),
-                    callback=callback, lpips=lpips)
+                    callback=callback, metrics=suite)
     except SystemExit:   # Tune stopped the trial at a report (see the module docstring)
         mlflow.end_run("FINISHED" if trainer.step >= cfg.steps else "KILLED")
         raise

@@ -38,9 +38,9 @@ from tqdm import tqdm
 from unmask.catalog.capabilities import WHAT, Capability
 from unmask.errors import ConfigError
 from unmask.losses import build_adv_loss, build_recon_loss, gradient_penalty
-from unmask.metrics import aggregate, compute_metrics
+from unmask.metrics import aggregate
 from unmask.models import DISCRIMINATORS, GENERATORS
-from unmask.metrics.lpips_metric import LPIPSMetric, MetricUnavailable
+from unmask.metrics.suite import MetricSuite
 from unmask.training.checkpoint import CheckpointError, load_state, save_state
 from unmask.training.config import TrainConfig
 from unmask.training.seeding import rng_state, seed_everything, set_rng_state
@@ -277,7 +277,7 @@ class Trainer:
 
     def fit(self, train_batches: Iterable[Batch], val_batches: Callable[[], Iterable[Batch]] | None = None,
             callback: Callback | None = None, checkpoint_dir: str | os.PathLike | None = None,
-            lpips: LPIPSMetric | MetricUnavailable | None = None) -> dict[str, float]:
+            metrics: MetricSuite | None = None) -> dict[str, float]:
         """Train until ``cfg.steps`` (or until ``train_batches`` runs out), from ``self.step``.
 
         ``train_batches`` yields one batch per step; after :meth:`load_checkpoint` it should resume at
@@ -307,7 +307,7 @@ class Trainer:
         def validate() -> None:
             nonlocal val_step
             val_means.clear()
-            val_means.update({f"val_{k}": v for k, v in self.evaluate(val_batches(), lpips).items()})
+            val_means.update({f"val_{k}": v for k, v in self.evaluate(val_batches(), metrics).items()})
             val_step = self.step
             if callback is not None:
                 callback(self.step, dict(val_means))
@@ -363,20 +363,20 @@ class Trainer:
         outs = [out] if isinstance(out, Tensor) else list(out)
         return [o.float().clamp(-1, 1).to(occluded.device).contiguous() for o in outs]
 
-    def measure(self, batch: Batch, lpips: LPIPSMetric | MetricUnavailable | None = None,
+    def measure(self, batch: Batch, metrics: MetricSuite | None = None,
                 model_mask: Tensor | None = None) -> dict[str, Tensor]:
         """Per-image test metrics of one paired batch (``occluded``, ``clean``, ``mask``): the image
-        metrics (``unmask.metrics.compute_metrics`` on [0, 1]) of :meth:`translate` against the clean face.
+        metrics of ``metrics`` (default: those that need no weights) of :meth:`translate` against the clean face.
         ``model_mask``: the mask the model is given instead of the true one (end to end: a segmenter's
         prediction); the masked metrics still average over the true occluded pixels."""
         mask = batch.get("mask")
         pred = self.translate(batch["occluded"], mask if model_mask is None else model_mask)
-        return compute_metrics((pred + 1) / 2, (batch["clean"].float() + 1) / 2, mask=mask, lpips=lpips)
+        suite = metrics if metrics is not None else MetricSuite.none()
+        return suite((pred + 1) / 2, (batch["clean"].float() + 1) / 2, mask=mask)
 
-    def evaluate(self, batches: Iterable[Batch],
-                 lpips: LPIPSMetric | MetricUnavailable | None = None) -> dict[str, float]:
+    def evaluate(self, batches: Iterable[Batch], metrics: MetricSuite | None = None) -> dict[str, float]:
         """Mean of :meth:`measure` over paired batches."""
-        return aggregate([self.measure(batch, lpips) for batch in batches])
+        return aggregate([self.measure(batch, metrics) for batch in batches])
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:

@@ -76,5 +76,5 @@ class SegmenterTrainer(Trainer):
     def _translate(self, occluded: Tensor, mask: Tensor | None) -> Tensor:
         return (self._prob(occluded) * 2 - 1).expand(-1, 3, -1, -1)
 
-    def measure(self, batch: Batch, lpips=None, model_mask: Tensor | None = None) -> dict[str, Tensor]:
+    def measure(self, batch: Batch, metrics=None, model_mask: Tensor | None = None) -> dict[str, Tensor]:
         return segmentation_metrics(self.predict_mask(batch["occluded"]), batch["mask"])
