@@ -253,7 +253,7 @@ def test_copy_checkpoints_one_file_per_trial_and_the_table_points_at_it(tmp_path
     import pandas as pd
 
     from unmask.studies.store import TrialStore
-    from unmask.studies.sweep import CURVE_COLS, copy_checkpoints, store_and_tabulate
+    from unmask.studies.results import CURVE_COLS, copy_checkpoints, store_and_tabulate
 
     root = tmp_path / "proj"
     store = TrialStore(root / "results" / "trial_store")
@@ -298,6 +298,7 @@ def test_run_study_writes_the_checkpoints_before_the_table(tmp_path, monkeypatch
     import pandas as pd
 
     from unmask.studies import sweep as sweep_mod
+    from unmask.studies.results import CURVE_COLS
     from unmask.studies.sweep import run_study
 
     from tests.helpers import micro_grid_study
@@ -309,9 +310,9 @@ def test_run_study_writes_the_checkpoints_before_the_table(tmp_path, monkeypatch
         calls.append(len(trials))
         rows = [_trial_row(f"t{i}", str(_ckpt(tmp_path / f"ray/s/trial_t{i}/last.pt", f"w{i}".encode())),
                            label=t["cell_label"], cell=json.dumps(t["cell"])) for i, t in enumerate(trials)]
-        return pd.DataFrame(rows), pd.DataFrame(columns=sweep_mod.CURVE_COLS)
+        return pd.DataFrame(rows), pd.DataFrame(columns=CURVE_COLS)
 
-    monkeypatch.setattr(sweep_mod, "_sweep", fake_sweep)
+    monkeypatch.setattr(sweep_mod, "sweep_trials", fake_sweep)
     out = run_study("s", params, tmp_path / "splits", tmp_path / "results", progress=False, root=tmp_path)
     table = pd.read_parquet(out / "trials.parquet")
     keys = table["trial_key"].tolist()
@@ -326,7 +327,7 @@ def test_run_study_writes_the_checkpoints_before_the_table(tmp_path, monkeypatch
 
 
 def test_checkpoint_paths_stay_relative_through_a_linked_results_folder(tmp_path):
-    from unmask.studies.sweep import _project_path
+    from unmask.studies.results import _project_path
 
     root, disk = tmp_path / "proj", tmp_path / "disk"
     (disk / "s" / "checkpoints").mkdir(parents=True)

@@ -85,7 +85,8 @@ def parent_artifact(work: Path, study: str) -> dict:
 def main(work: Path) -> None:
     import pandas as pd
 
-    from unmask.studies.sweep import ray_session, run_study
+    from unmask.studies.cluster import ray_session
+    from unmask.studies.sweep import run_study
 
     write_synth(work / "synth", n_identities=12, per_identity=2, size=16)
     split_dataset(work / "synth", work / "splits", SplitConfig(val=0.1, test=0.15), seed=0, progress=False)

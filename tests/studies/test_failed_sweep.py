@@ -12,7 +12,8 @@ from unmask.config import parse_params
 from unmask.errors import UnmaskError
 from unmask.studies import parse_study_params
 from unmask.studies import sweep as sweep_mod
-from unmask.studies.sweep import failed_trials, run_study
+from unmask.studies.results import CURVE_COLS, failed_trials
+from unmask.studies.sweep import run_study
 
 from tests.helpers import micro_grid_study
 
@@ -41,9 +42,9 @@ def test_failed_sweep_keeps_the_previous_results(tmp_path, monkeypatch):
     def fake_sweep(name, study, params, trials, *args, **kw):   # one trial failed, one diverged
         rows = [_row(trials[0]["cell_label"], status="ERROR", error="RuntimeError: boom"),
                 _row(trials[1]["cell_label"], test_psnr=math.nan, test_ssim=math.nan)]
-        return pd.DataFrame(rows), pd.DataFrame(columns=sweep_mod.CURVE_COLS)
+        return pd.DataFrame(rows), pd.DataFrame(columns=CURVE_COLS)
 
-    monkeypatch.setattr(sweep_mod, "_sweep", fake_sweep)
+    monkeypatch.setattr(sweep_mod, "sweep_trials", fake_sweep)
     with pytest.raises(UnmaskError, match=r"^s: 2 of 2 trials failed \(adv_loss=lsgan seed=0: RuntimeError: boom; "
                                           r"adv_loss=hinge seed=0: non-finite test_psnr"):
         run_study("s", params, tmp_path / "splits", tmp_path / "results", progress=False, root=tmp_path)

@@ -85,7 +85,7 @@ def test_search_setup_builds_sampler_scheduler_and_metric():
     from ray.tune.search.basic_variant import BasicVariantGenerator
     from ray.tune.search.sample import Categorical, Float
 
-    from unmask.studies.sweep import search_setup
+    from unmask.studies.tune_setup import search_setup
 
     p = _parse({"search": {**SEARCH, "metric": "val_l1"}})
     setup = search_setup(p.study("s").search, expand_study(p, "s")[0], max_concurrent=3)
@@ -112,7 +112,7 @@ def _result(base, sample, step, done, error=None):
 
 
 def test_scheduler_stops_are_not_interruptions():
-    from unmask.studies.sweep import trial_rows, unfinished_trials
+    from unmask.studies.results import trial_rows, unfinished_trials
 
     base = expand_study(_parse({"search": SEARCH}), "s")[0]
     sample = {"lr_g": 0.001, "generator.approach": "mask"}
@@ -133,7 +133,7 @@ def test_scheduler_stops_are_not_interruptions():
 def test_study_metrics_counts_stopped_early_apart_from_failed():
     import pandas as pd
 
-    from unmask.studies.sweep import study_metrics
+    from unmask.studies.results import study_metrics
 
     table = pd.DataFrame({"cell_label": ["a", "b", "c"], "status": ["TERMINATED", "STOPPED_EARLY", "ERROR"],
                           "val_psnr": [10.0, 9.0, math.nan], "test_psnr": [11.0, math.nan, math.nan]})

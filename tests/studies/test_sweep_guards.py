@@ -17,8 +17,11 @@ import pytest
 from unmask.config import parse_params
 from unmask.errors import UnmaskError
 from unmask.studies import ResourcesConfig, SweepConfig, expand_study, parse_study_params
-from unmask.studies import sweep as sweep_mod
-from unmask.studies.sweep import LOCK_FILE, check_resources, reachable_address, run_study, study_lock
+from unmask.studies import cluster, tune_setup
+from unmask.studies.cluster import check_resources, reachable_address
+from unmask.studies.results import unfinished_trials
+from unmask.studies.state import LOCK_FILE, STATE_FILE, study_lock
+from unmask.studies.sweep import run_study
 
 from tests.helpers import MICRO_PARAMS, micro_grid_study
 
@@ -44,7 +47,7 @@ def test_sweep_resources_gpu_1_is_refused_before_any_trial_is_started(tmp_path, 
 
     raw = {**MICRO_PARAMS, "sweep": {"storage_path": "ray", "resources": {"gpu": 1}}}
     params = parse_study_params(parse_params(raw, "other.yaml"))
-    monkeypatch.setattr(sweep_mod, "ray_session", lambda cfg: contextlib.nullcontext())
+    monkeypatch.setattr(tune_setup, "ray_session", lambda cfg: contextlib.nullcontext())
     monkeypatch.setattr(ray, "nodes", lambda: CPU_ONLY)
 
     def no_tuner(*a, **kw):
@@ -52,14 +55,14 @@ def test_sweep_resources_gpu_1_is_refused_before_any_trial_is_started(tmp_path, 
 
     monkeypatch.setattr(tune, "Tuner", no_tuner)
     with pytest.raises(UnmaskError, match=r"^other.yaml: sweep.resources.gpu: a trial asks for 1 GPU"):
-        sweep_mod._sweep("s", params.study("s"), params, expand_study(params, "s"), {}, str(tmp_path / "ray"),
-                         str(tmp_path / "ray" / "s"), False, False, "synthetic")
+        tune_setup.sweep_trials("s", params.study("s"), params, expand_study(params, "s"), {}, str(tmp_path / "ray"),
+                                str(tmp_path / "ray" / "s"), False, False, "synthetic")
 
 
 def test_ctrl_c_while_trials_wait_counts_them_unfinished_without_attribute_error():
     """After SIGINT Tune hands back results of trials that never started with ``config`` None."""
     waiting = SimpleNamespace(config=None, error=None, metrics=None)
-    assert sweep_mod.unfinished_trials([waiting, waiting]) == 2
+    assert unfinished_trials([waiting, waiting]) == 2
 
 
 def test_sweep_address_127_0_0_1_port_1_fails_at_once_naming_the_address(monkeypatch):
@@ -69,7 +72,7 @@ def test_sweep_address_127_0_0_1_port_1_fails_at_once_naming_the_address(monkeyp
     t0 = time.monotonic()
     with pytest.raises(UnmaskError, match=r"^sweep.address: cannot reach a Ray cluster at 127.0.0.1:1 \(Connection "
                                           r"refused\)$"):
-        with sweep_mod.ray_session(SweepConfig(address="127.0.0.1:1")):
+        with cluster.ray_session(SweepConfig(address="127.0.0.1:1")):
             pass
     assert time.monotonic() - t0 < 5
 
@@ -79,7 +82,7 @@ def test_sweep_address_that_never_answers_is_time_boxed(monkeypatch):
         assert timeout == 30
         raise TimeoutError("timed out")
 
-    monkeypatch.setattr(sweep_mod.socket, "create_connection", silent)
+    monkeypatch.setattr(cluster.socket, "create_connection", silent)
     with pytest.raises(UnmaskError, match=r"^sweep.address: cannot reach a Ray cluster at ray://10.255.0.1:10001 "
                                           r"\(no answer within 30 s\)$"):
         reachable_address("ray://10.255.0.1:10001", "sweep.address", SweepConfig().connect_timeout_s)
@@ -102,7 +105,7 @@ def test_storage_path_absolute_results_folder_is_refused_and_results_kept(tmp_pa
     (out / "trials.parquet").write_bytes(b"old table")
     (out / "checkpoints").mkdir()
     (out / "checkpoints" / "k.pt").write_bytes(b"old weights")
-    (tmp_path / "results" / f"s.{sweep_mod.STATE_FILE}").write_text("{}")
+    (tmp_path / "results" / f"s.{STATE_FILE}").write_text("{}")
     raw = {**MICRO_PARAMS, "sweep": {"storage_path": str(tmp_path / "results")}}
     params = parse_study_params(parse_params(raw))
     with pytest.raises(UnmaskError, match=rf"^params.yaml: sweep.storage_path: '{tmp_path}/results': it holds "):

@@ -96,7 +96,7 @@ def test_each_stage_of_a_two_stage_gan_has_its_own_discriminator():
 
 
 def test_a_sweep_plans_configurations_needing_missing_weights_as_not_run(tmp_path):
-    from unmask.studies.sweep import not_run_reasons, not_run_rows
+    from unmask.studies.results import not_run_reasons, not_run_rows
 
     trials = [{"study": "s", "cell": {"weights.perceptual": p}, "cell_label": f"p={p}", "seed": 0, "image_size": SIZE,
                "kinds": None, "train": paired(weights={"adv": 0.0, "l1": 1.0, "perceptual": p},

@@ -1,9 +1,11 @@
 """Whether a sweep resumes its Tune experiment: a pure decision, without Ray, MLflow or a file system.
 
-:func:`plan_resume` takes what ``sweep._run_study`` has read (the sweep state file
+:func:`plan_resume` takes what :func:`unmask.studies.state.resume` has read (the sweep state file
 ``<study>.unmask-sweep.json``, the fingerprints of the trials, whether Tune can restore the experiment
-folder and whether that folder exists) and says what to do; ``_run_study`` does it (deletes the folder,
-restores or starts the experiment, reopens or starts the MLflow parent run, writes the new state).
+folder and whether that folder exists) and says what to do; the sweep does it (``state.resume`` deletes
+the folder, :mod:`unmask.studies.tune_setup` restores or starts the experiment,
+:mod:`unmask.studies.mlflow_runs` reopens or starts the MLflow parent run, ``state.save_state`` writes
+the new state).
 """
 
 from __future__ import annotations
