@@ -239,7 +239,8 @@ TEST_METRICS = {f"{split}_{m}": 0.5 for split in ("val", "test")
 
 def _trial_row(trial_id: str, checkpoint: str, label: str = "adv_loss=lsgan", **over) -> dict:
     return {"study": "s", "trial_id": trial_id, "cell": "{}", "cell_label": label, "seed": 0, "status": "TERMINATED",
-            "error": "", "mlflow_run_id": "", "model_uri": "", "checkpoint": checkpoint, "steps": 4,
+            "error": "", "mlflow_run_id": "", "model_uri": "", "checkpoint": checkpoint, "steps": 4, "steps_done": 4,
+            "framework": "cyclegan", "image_size": 16, "data_source": "synthetic",
             "lpips_note": "n/a: no weights", "test_lpips": float("nan"), **TEST_METRICS, **over}
 
 

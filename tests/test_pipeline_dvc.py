@@ -98,12 +98,15 @@ def test_full_repro_with_micro_studies_then_one_grid_change_reruns_that_study_on
                        "baselines": ["input"], "reference": "paper_table3"},
         "micro_disc": {"title": "micro: critic", "train": {"framework": "cyclegan"},
                        "grid": {"discriminator.name": ["patchgan"]}, "seeds": [0, 1],
-                       "baselines": ["input"], "reference": "paper_table7"},
+                       "baselines": ["input"], "reference": "paper_table7", "champions": ["micro_loss"]},
     }
+    params["across"] = [{"study": "micro_disc", "reads": "micro_loss"}]
     _write_params(tmp_path, params)
     out = _dvc(tmp_path, "repro")
     assert _ran(out) == {*STAGES, "sweep@micro_loss", "sweep@micro_disc", "evaluate@micro_loss",
-                         "evaluate@micro_disc", "report"}
+                         "evaluate@micro_disc", "evaluate_across@0", "report"}
+    assert (tmp_path / "results" / "across" / "micro_disc" / "micro_loss" / "champion.parquet").is_file()
+    assert "## Against other studies' champions" in (tmp_path / "reports" / "micro_disc.md").read_text()
     for study in ("micro_loss", "micro_disc"):
         page = (tmp_path / "reports" / f"{study}.md").read_text()
         assert "Data source: synthetic" in page and "Image size: 16 px" in page
@@ -121,4 +124,5 @@ def test_full_repro_with_micro_studies_then_one_grid_change_reruns_that_study_on
 
     params["studies"]["micro_loss"]["grid"]["adv_loss"] = ["lsgan", "minimax"]
     _write_params(tmp_path, params)
-    assert _ran(_dvc(tmp_path, "repro")) == {"sweep@micro_loss", "evaluate@micro_loss", "report"}
+    # micro_disc reads micro_loss's champion: measured again by its evaluate_across stage alone
+    assert _ran(_dvc(tmp_path, "repro")) == {"sweep@micro_loss", "evaluate@micro_loss", "evaluate_across@0", "report"}

@@ -17,6 +17,9 @@ from unmask.errors import WRITE_ERRNOS, UnmaskError
 from unmask.io.atomic import output_name
 
 
+ACROSS_STAGE = "evaluate_across"   # a study stage with a second, optional argument: the study it reads
+
+
 def _parser() -> argparse.ArgumentParser:
     from unmask.pipeline import STAGES, STUDY_STAGES
 
@@ -31,8 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     for name, (_, help_text) in STAGES.items():
         sub.add_parser(name, help=help_text, description=help_text)
     for name, (_, help_text) in STUDY_STAGES.items():
-        sub.add_parser(name, help=help_text, description=help_text).add_argument(
-            "study", help="a study name under `studies:` in params.yaml")
+        stage = sub.add_parser(name, help=help_text, description=help_text)
+        stage.add_argument("study", help="a study name under `studies:` in params.yaml")
+        if name == ACROSS_STAGE:
+            stage.add_argument("other", nargs="?", default=None,
+                               help="the study it reads (default: each one its champions and mask_from name)")
     ui = sub.add_parser("ui", help="MLflow UI over the project's tracking store, on 127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
     inf = sub.add_parser("infer", help="restore the faces in your own photos of masked people",
@@ -192,7 +198,10 @@ def main(argv: list[str] | None = None) -> int:
             rc = _rerun_sweep(params, argv if argv is not None else sys.argv[1:])
             if rc is not None:
                 return rc
-        if args.command in STUDY_STAGES:
+        if args.command == ACROSS_STAGE:
+            fn, _ = STUDY_STAGES[args.command]
+            fn(params, args.study, args.other, root, progress=not args.quiet)
+        elif args.command in STUDY_STAGES:
             fn, _ = STUDY_STAGES[args.command]
             fn(params, args.study, root, progress=not args.quiet)
         else:

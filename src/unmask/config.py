@@ -113,7 +113,7 @@ class SplitConfig(_Section):
 
 
 # sections parsed by unmask.studies (kept as Params' extra keys: the data stages never need them)
-STUDY_SECTIONS = ("train", "sweep", "tracking", "reports", "studies")
+STUDY_SECTIONS = ("train", "sweep", "tracking", "reports", "studies", "across")
 # what a params.yaml file must have: without them a typo (`dta:`) or an empty file would silently run
 # the defaults and replace data/ (a programmatic parse_params may leave them out)
 REQUIRED_SECTIONS = ("data", "align", "synthesize", "split", "train", "studies")
@@ -222,10 +222,11 @@ def _bounded_yaml(text: str, source: str) -> Any:
         loader.dispose()
 
 
-def load_params(path: str | os.PathLike = "params.yaml") -> Params:
+def read_yaml(path: str | os.PathLike) -> Any:
+    """A YAML file's document, bounded like a params file; ConfigError naming the file (and line)."""
     path = Path(path)
     try:
-        raw = _bounded_yaml(path.read_text(), str(path))
+        return _bounded_yaml(path.read_text(), str(path))
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except RecursionError:
@@ -235,6 +236,11 @@ def load_params(path: str | os.PathLike = "params.yaml") -> Params:
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
+
+
+def load_params(path: str | os.PathLike = "params.yaml") -> Params:
+    path = Path(path)
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping of sections, got "
                           f"{'an empty file' if raw is None else type(raw).__name__}")

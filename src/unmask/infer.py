@@ -27,8 +27,8 @@ face covers, so a 50-megapixel photo costs seconds and well under 2 GB. A photo 
 reason is its own row in ``rejected.csv`` (rewritten as the run goes) and the run goes on.
 
 Models load without running pickled code: trial checkpoints are read with ``weights_only=True``. A
-model is a checkpoint path or ``study:champion`` (that study's trial with the best validation PSNR,
-from ``results/<study>/trials.parquet``). Nothing is downloaded.
+model is a checkpoint path or ``study:champion`` (that study's champion under the one rule of
+:mod:`unmask.studies.champion`, the trial its sweep recorded in ``results/<study>/sweep.json``). Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -56,7 +56,6 @@ from unmask.io.images import PNG_COMPRESS_LEVEL, load_rgb
 from unmask.io.named import naming
 from unmask.training import Trainer, load_trainer
 
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 PAD_RETRY = 0.25        # retry detection on the photo padded by this share of its longer side
 
 

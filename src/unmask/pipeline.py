@@ -111,7 +111,7 @@ def metric_suite(sp, root: Path):
 def run_evaluate(params: Params, study: str, root: Path = Path("."), progress: bool = True) -> Path:
     import torch
 
-    from unmask.reports.compare import METRICS_FILE, write_metrics_json
+    from unmask.evaluation.summary import METRICS_FILE, write_metrics_json
     from unmask.evaluation.evaluate import evaluate_study, read_trials
     from unmask.studies import parse_study_params
 
@@ -131,7 +131,34 @@ def run_evaluate(params: Params, study: str, root: Path = Path("."), progress: b
     return out
 
 
+def run_evaluate_across(params: Params, study: str, other: str | None = None, root: Path = Path("."),
+                        progress: bool = True) -> list[Path]:
+    """Measure what ``study`` reads of study ``other``'s models (each study it reads when None) into
+    ``results/across/<study>/<other>/``: replaced whole, or left as it was when the measuring fails."""
+    from unmask.evaluation.across import across_dir, measure_across
+    from unmask.studies import parse_study_params
+
+    sp = parse_study_params(params)
+    cfg = sp.study(study)
+    reads = cfg.reads()
+    if other is not None and other not in reads:
+        raise UnmaskError(f"{params.source}: studies.{study} does not read study {other!r} (its champions and "
+                          f"mask_from: {', '.join(reads) or 'none'})")
+    suite = metric_suite(sp, root)
+    outs = []
+    for name in [other] if other is not None else reads:
+        out = across_dir(root / RESULTS_DIR, study, name)
+        log.info("evaluate_across: %s reads %s", study, name)
+        with atomic_dir(out) as tmp:
+            measure_across(study, cfg, name, root / RESULTS_DIR, root / SPLITS_DIR / "test", tmp, root, suite,
+                           n_samples=sp.reports.n_samples)
+        outs.append(out)
+    log.info("evaluate_across: -> %s", ", ".join(map(str, outs)))
+    return outs
+
+
 def run_report(params: Params, root: Path = Path("."), progress: bool = True) -> list[Path]:
+    """Render every study's tables and figures from results/ into reports/ (measures nothing)."""
     from unmask.reports.figures import write_reports
     from unmask.studies import parse_study_params
     from unmask.tracking import log_reports_to_parents
@@ -142,8 +169,7 @@ def run_report(params: Params, root: Path = Path("."), progress: bool = True) ->
         for name in BENCHMARK_REPORTS:   # written by benchmarks, not by this stage: kept
             if (reports / name).is_file():
                 shutil.copy2(reports / name, tmp / name)
-        written = write_reports(root / RESULTS_DIR, tmp, sp.studies, test_dir=root / SPLITS_DIR / "test",
-                                root=root, metrics=metric_suite(sp, root))
+        written = write_reports(root / RESULTS_DIR, tmp, sp.studies)
         kept = _keep_other_studies(reports, tmp, sp.studies, params.source)
     written = [reports / p.relative_to(tmp) for p in written]
     log_reports_to_parents(sp, root, root / RESULTS_DIR, reports)
@@ -184,11 +210,13 @@ STAGES = {
     "align": (run_align, "FFHQ-style alignment from 68 landmarks -> data/aligned/"),
     "synthesize": (run_synthesize, "draw occlusions with exact masks -> data/synth/"),
     "split": (run_split, "identity-disjoint train/val/test and unpaired domains -> data/splits/"),
-    "report": (run_report, "comparison tables and figures of every study -> reports/"),
+    "report": (run_report, "comparison tables and figures of every study from results/ -> reports/"),
 }
 DATA_STAGES = ("download", "align", "synthesize", "split")
 # stages run once per study: `unmask sweep STUDY`
 STUDY_STAGES = {
     "sweep": (run_sweep, "run one study as a Ray Tune sweep tracked in MLflow -> results/STUDY/"),
     "evaluate": (run_evaluate, "re-compute a study's test metrics from its checkpoints, with baselines"),
+    "evaluate_across": (run_evaluate_across, "measure what a study reads of other studies' models (their "
+                        "champions, its mask_from) on its test faces -> results/across/STUDY/OTHER/"),
 }

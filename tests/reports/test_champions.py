@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from unmask.errors import UnmaskError
-from unmask.evaluation.champions import champion_row, champions_section
+from unmask.evaluation.champions import champion_row
+from unmask.reports.across import champions_section
 from unmask.reports.tables import METRICS, _fmt
 
 

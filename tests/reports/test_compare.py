@@ -11,8 +11,9 @@ import pytest
 
 from unmask.config import parse_params
 from unmask.errors import ConfigError
-from unmask.reports.compare import (beats_mark, compare_seeds, false_positive_rate, metrics_summary,
-                                    noise_section, write_metrics_json)
+from unmask.evaluation.summary import (beats_mark, compare_seeds, false_positive_rate, metrics_summary,
+                                       write_metrics_json)
+from unmask.reports.compare import noise_section
 from unmask.reports.tables import search_table, study_table
 from unmask.studies import parse_study_params
 from unmask.sysinfo import cpu_description, vector_extensions

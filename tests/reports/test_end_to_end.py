@@ -15,7 +15,8 @@ from unmask.data.occlusions.geometry import lower_face_region
 from unmask.data.torch_datasets import PairedDataset, infinite_batches
 from unmask.metrics.mask_baselines import lower_face_mask
 from unmask.evaluation import evaluate_study
-from unmask.evaluation.end_to_end import PREDICTED, end_to_end_section, measure_end_to_end
+from unmask.evaluation.end_to_end import PREDICTED, measure_end_to_end
+from unmask.reports.across import end_to_end_section
 from unmask.training import TrainConfig, build_trainer
 from unmask.training.segmenter import SegmenterTrainer
 
@@ -140,3 +141,43 @@ def test_segmentation_studies_measure_the_lower_face_baseline_like_a_segmenter(p
     assert 0.5 < base["test_dice"] < 1
     assert {"test_dice@surgical", "test_dice@cloth"} <= set(table.columns)
     assert np.isfinite(base["test_dice@surgical"])
+
+
+def test_evaluate_across_writes_what_the_report_renders_and_the_report_measures_nothing(project, tmp_path,
+                                                                                        monkeypatch):
+    """evaluate_across measures end to end into results/across/<study>/<segmenter study>/; the report reads it back (the
+    same rows, segmenter scores and stage pictures) and renders the page without loading any model."""
+    from types import SimpleNamespace
+
+    from unmask.errors import UnmaskError
+    from unmask.evaluation import across
+    from unmask.reports.figures import write_reports
+
+    root, splits, eval_df = project
+    results = tmp_path / "results"
+    (results / "conv").mkdir(parents=True)
+    eval_df.to_parquet(results / "conv" / "eval.parquet")
+    (results / "seg").mkdir()
+    (results / "seg" / "trials.parquet").write_bytes((root / "results" / "seg" / "trials.parquet").read_bytes())
+    study = SimpleNamespace(champions=[], mask_from="seg", kinds=None, test_kinds=None)
+    with pytest.raises(UnmaskError, match=r"across/conv/seg/end_to_end.parquet: missing; run the evaluate_across"):
+        write_reports(results, tmp_path / "reports0", {"conv": {"mask_from": "seg"}})
+
+    out = across.across_dir(results, "conv", "seg")
+    written = across.measure_across("conv", study, "seg", results, splits / "test", out, root, n_samples=3)
+    assert sorted(p.name for p in written) == sorted([across.E2E_FILE, across.E2E_INFO_FILE, across.E2E_STAGES_FILE])
+    direct = measure_end_to_end(eval_df, "seg", results, splits / "test", None, root, n_samples=3)
+    back = across.load_end_to_end(out)
+    pd.testing.assert_frame_equal(back.rows, direct.rows)
+    assert back.segmenter == direct.segmenter and back.segmentation == pytest.approx(direct.segmentation)
+    assert [n for n, _ in back.stages] == [n for n, _ in direct.stages]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(back.stages, direct.stages))
+
+    import unmask.evaluation.champions as champions_mod
+    import unmask.evaluation.end_to_end as e2e_mod
+    for mod in (champions_mod, e2e_mod):
+        monkeypatch.setattr(mod, "load_trainer", lambda *a, **k: pytest.fail("the report loaded a model"))
+    names = {p.name for p in write_reports(results, tmp_path / "reports", {"conv": {"mask_from": "seg"}})}
+    assert {"conv.md", "conv_stages.png"} <= names
+    page = (tmp_path / "reports" / "conv.md").read_text()
+    assert f"generator.conv=imputed {PREDICTED}" in page and "seg: weights=dice seed 0" in page

@@ -510,7 +510,6 @@ def _skin(sc: _Scene) -> None:
         img = img * (1 - mix) + (ident.hair_rgb * 0.55).astype(np.float32) * mix
     sc.skin = skin
     sc.skin_tex = tex
-    sc.skin_img = img
     sc.skin_lit = img * sc.shade_rgb + sc.spec[..., None]
 
 

@@ -1,5 +1,5 @@
 """Other studies' champions on this study's test set (seed 004's Table 1: FD-StackGAN against the
-seed-000 and seed-002 models), measured when the report is written.
+seed-000 and seed-002 models), measured by the ``evaluate_across`` stage (:mod:`.across`).
 
 A study lists ``champions: [other_study, ...]`` in params.yaml. The champion of a study is the one
 rule's (:mod:`unmask.studies.champion`: its search metric and mode, else its trainer's validation
@@ -11,10 +11,9 @@ holes) is still given the true mask: the comparison says how well each transfers
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 
@@ -68,33 +67,3 @@ def measure_champions(names: Sequence[str], results_dir: str | os.PathLike, test
                      "image_size": size, "n_test": len(ds),
                      **{f"test_{k}": float(v) for k, v in means.items()}})
     return pd.DataFrame(rows)
-
-
-def champions_section(champions: pd.DataFrame, eval_df: pd.DataFrame, metrics: Sequence[str],
-                      labels: Mapping[str, tuple[str, bool]], fmt) -> list[str]:
-    """Markdown: this study's best configuration per metric, each champion, the baselines."""
-    if champions.empty:
-        return []
-    trials = eval_df[eval_df["role"] == "trial"]
-    base = eval_df[eval_df["role"] == "baseline"].drop_duplicates("cell_label")
-    cols = ["this study's best (mean over seeds)"] + [f"champion of {r.study}: {r.cell_label} seed {r.seed}"
-                                                      for r in champions.itertuples()]
-    cols += [f"baseline: {b}" for b in base["cell_label"]]
-    lines = ["", "## Against other studies' champions (same test images)", "",
-             "| metric | " + " | ".join(c.replace("|", "\\|") for c in cols) + " |",
-             "|---|" + "---:|" * len(cols)]
-    for m in metrics:
-        col = f"test_{m}"
-        name, higher = labels[m]
-        means = trials.groupby("cell_label", sort=False)[col].mean().dropna() if col in trials else pd.Series([])
-        best = (means.max() if higher else means.min()) if len(means) else math.nan
-        row = [f"{name} {'↑' if higher else '↓'}", "–" if math.isnan(best) else fmt(m, best)]
-        row += ["–" if pd.isna(v) else fmt(m, float(v)) for v in champions.get(col, [math.nan] * len(champions))]
-        row += ["–" if pd.isna(v) else fmt(m, float(v)) for v in base.get(col, [math.nan] * len(base))]
-        lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "A champion is its study's trial best on the validation metric it is chosen on (a search's "
-                  "own metric and mode, else its trainer's: PSNR for an image trainer; the registered `champion` "
-                  "model), measured here on this study's test images and occlusion kinds with the true mask "
-                  "where its model takes one; a CycleGAN champion sees the image only. One trial, one seed: "
-                  "no spread is known for it, so a difference to it is not called beyond noise."]
-    return lines

@@ -1,6 +1,6 @@
 """End to end (seed 001): inpaint with the mask a segmenter predicts instead of the true mask.
 
-A study with ``mask_from: <segmentation study>`` gets, when the report is written, every finished
+A study with ``mask_from: <segmentation study>`` gets, in the ``evaluate_across`` stage, every finished
 trial whose model takes a mask and every classical baseline measured again on the same test images,
 this time given ``p > 0.5`` of that study's champion segmenter (what ``unmask infer`` does on a real
 photo). The trained inpainters are the same checkpoints: they were trained on true masks, so the
@@ -132,49 +132,3 @@ def _outline(occluded: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
     m = mask[:, 0].numpy().astype(bool)
     img[m] = 0.5 * img[m] + 0.5 * np.array([0, 255, 0], np.float32)
     return img.round().astype(np.uint8)
-
-
-def cost_of_segmenting(eval_df: pd.DataFrame, twins: pd.DataFrame, metrics: Sequence[str],
-                       labels: dict[str, tuple[str, bool]]) -> list[str]:
-    """Markdown table: per configuration (and baseline), the change of each metric from the true mask to
-    the predicted one, mean and per seed. The two are the same checkpoint, so the change is paired: a sign
-    shared by every seed is not seed noise (whether it matters is for the size to say)."""
-    by_id = eval_df.set_index(eval_df["trial_id"].astype(str))
-    cols = [m for m in metrics if f"test_{m}" in twins and twins[f"test_{m}"].notna().any()]
-    lines = ["", "| configuration | " + " | ".join(f"Δ {labels[m][0]}" for m in cols) + " |",
-             "|---|" + "---:|" * len(cols)]
-    for label, group in twins.groupby("cell_label", sort=False):
-        cells = []
-        for m in cols:
-            deltas = [float(r[f"test_{m}"]) - float(by_id.loc[str(r["twin_of"]), f"test_{m}"])
-                      for _, r in group.iterrows() if str(r["twin_of"]) in by_id.index]
-            signs = {np.sign(d) for d in deltas}
-            same = len(deltas) > 1 and len(signs) == 1 and 0 not in signs
-            cells.append(f"{np.mean(deltas):+.4g}" + (" (" + ", ".join(f"{d:+.3g}" for d in deltas) + ")"
-                                                      if len(deltas) > 1 else "") + (" *" if same else ""))
-        lines.append(f"| {label.removesuffix(' ' + PREDICTED)} | " + " | ".join(cells) + " |")
-    lines += ["", "Δ: predicted-mask value minus true-mask value of the same checkpoint (baselines: the same "
-                  "method), mean over seeds and each seed in brackets; * marks a change of the same sign in "
-                  "every seed."]
-    return lines
-
-
-def end_to_end_section(e2e: EndToEnd, figure: str | None, eval_df: pd.DataFrame | None = None,
-                       metrics: Sequence[str] = (), labels: dict[str, tuple[str, bool]] | None = None) -> list[str]:
-    """Markdown under the study table: where the predicted masks came from, how good they are, and
-    (given the study's ``eval_df``, metrics and their labels) what they cost each configuration."""
-    s = e2e.segmentation
-    lines = ["", "## End to end: the segmenter's predicted mask", "",
-             f"The `{PREDICTED}` columns are the same trained checkpoints as their true-mask twins, given "
-             f"p > {THRESHOLD} of the champion segmenter (`{e2e.segmenter}`) instead of the true mask; the "
-             "baselines too. On these test images that mask has pixel accuracy "
-             f"{s.get('pixel_acc', float('nan')):.4f}, IoU {s.get('iou', float('nan')):.4f} and Dice "
-             f"{s.get('dice', float('nan')):.4f}. The masked metrics average over the true occluded pixels. "
-             "The inpainters were trained with true masks (seed 001 trains its two networks apart), so a "
-             "drop from a cell to its twin is the cost of segmenting."]
-    if eval_df is not None and labels and len(e2e.rows):
-        lines += cost_of_segmenting(eval_df, e2e.rows, metrics, labels)
-    if figure:
-        lines += ["", f"![target, input with the predicted mask (green), then each configuration's coarse, "
-                      f"refined and composite output (seed 001's Figs. 7-11)]({figure})"]
-    return lines

@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import Subset
 from tqdm import tqdm
 
+from unmask.catalog.schemas import EVAL
 from unmask.catalog.status import TrialStatus
 from unmask.data.torch_datasets import PairedDataset, batches, round_robin_by_identity
 from unmask.errors import UnmaskError
@@ -212,6 +213,7 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
         table["test_lpips"] = np.nan
     out_dir = Path(out_dir)
     _write_samples(out_dir / SAMPLES_FILE, ds, n_samples, samples)
+    EVAL.check(table, str(out_dir / EVAL_FILE))
     with atomic_path(out_dir / EVAL_FILE) as tmp, naming(out_dir / EVAL_FILE):
         table.to_parquet(tmp, index=False)
     return table

@@ -25,8 +25,8 @@ from unmask.errors import UnmaskError  # noqa: E402
 from unmask.io.atomic import atomic_path, write_text  # noqa: E402
 from unmask.evaluation.evaluate import EVAL_FILE, SAMPLES_FILE, load_samples  # noqa: E402
 from unmask.reports.paper import paper_table  # noqa: E402
-from unmask.evaluation.champions import champions_section, measure_champions  # noqa: E402
-from unmask.evaluation.end_to_end import end_to_end_section, measure_end_to_end  # noqa: E402
+from unmask.evaluation.across import across_dir, load_champions, load_end_to_end  # noqa: E402
+from unmask.reports.across import champions_section, end_to_end_section  # noqa: E402
 from unmask.reports.tables import (  # noqa: E402
     METRICS,
     _fmt,
@@ -199,15 +199,12 @@ def _trial_labels(study_dir: Path) -> dict[str, str]:
 
 
 def write_reports(results_dir: str | os.PathLike, reports_dir: str | os.PathLike,
-                  studies: Mapping[str, Any], test_dir: str | os.PathLike | None = None,
-                  root: str | os.PathLike = ".", metrics=None) -> list[Path]:
+                  studies: Mapping[str, Any]) -> list[Path]:
     """For each study (name -> its params entry: ``title``, ``reference``, ``kinds``...) read
-    ``results/<study>/{eval.parquet, samples.npz, curves.parquet}`` and write ``reports/<study>.md``,
-    ``<study>.png``, ``<study>_curves.png`` (when curves exist) and ``reports/README.md``. Returns the
-    files written. A study without ``eval.parquet`` raises UnmaskError (run the evaluate stage). A study
-    with ``champions`` gets their champions measured on ``test_dir`` (:mod:`unmask.evaluation.champions`;
-    relative checkpoint paths are taken from the project ``root``), with ``metrics`` (a
-    :class:`~unmask.metrics.MetricSuite`; None: every catalogue metric whose weights are in their default places)."""
+    ``results/<study>/{eval.parquet, samples.npz, curves.parquet}`` (and, for a study that reads other
+    studies, ``results/across/<study>/<other>/``) and write ``reports/<study>.md``, ``<study>.png``,
+    ``<study>_curves.png`` (when curves exist) and ``reports/README.md``. Returns the files written. It
+    measures nothing: a missing file raises UnmaskError naming it and the stage that writes it."""
     results_dir, reports_dir = Path(results_dir), Path(reports_dir)
     written: list[Path] = []
     index = ["# Study reports", "",
@@ -235,18 +232,12 @@ def write_reports(results_dir: str | os.PathLike, reports_dir: str | os.PathLike
         else:
             e2e = None
             if meta.get("mask_from"):
-                if test_dir is None:
-                    raise UnmaskError(f"studies.{name}.mask_from: the report needs the test split to measure it")
-                e2e = measure_end_to_end(eval_df, meta["mask_from"], results_dir, test_dir,
-                                         meta.get("test_kinds") or meta.get("kinds"), root, metrics)
+                e2e = load_end_to_end(across_dir(results_dir, name, meta["mask_from"]))
                 eval_df = _with_twins(eval_df, e2e.rows)
             page = [study_table(eval_df, meta, paper)]
             if meta.get("champions"):
-                if test_dir is None:
-                    raise UnmaskError(f"studies.{name}.champions: the report needs the test split to measure them")
-                champs = measure_champions(meta["champions"], results_dir, test_dir, meta.get("kinds"), root,
-                                           metrics)
-                page += champions_section(champs, eval_df, shown_metrics(eval_df, meta), METRICS, _fmt)
+                page += champions_section(load_champions(results_dir, name, meta["champions"]), eval_df, shown_metrics(eval_df, meta), METRICS,
+                                          _fmt)
             if e2e is not None:
                 stages_png = None
                 if e2e.stages:

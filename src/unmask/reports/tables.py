@@ -22,7 +22,8 @@ import pandas as pd
 
 from unmask.catalog.status import TrialStatus
 from unmask.metrics.mask_baselines import NOTES as BASELINE_NOTES
-from unmask.reports.compare import ahead_of_all, beats_section, measured_metrics, noise_section, seed_values
+from unmask.evaluation.summary import ahead_of_all, measured_metrics, seed_values
+from unmask.reports.compare import beats_section, noise_section
 from unmask.reports.paper import PaperTable
 from unmask.catalog.metrics import DEFAULT_SHOWN, METRIC_SPECS, SPECS
 

@@ -186,9 +186,9 @@ class StudyConfig(_Section):
     reference_cell: Optional[str] = None   # cell label the report compares every other cell with
     # beyond seed noise (e.g. "generator.approach=normal"; None: the first cell)
     per_kind: bool = False                  # the report also breaks each metric down by occlusion kind
-    champions: list[str] = Field(default_factory=list)   # other studies whose champion the report measures
-    # on this study's test images (seed 004's Table 1 against seeds 000 and 002)
-    mask_from: Optional[str] = None         # a segmentation study: the report also measures every
+    champions: list[str] = Field(default_factory=list)   # other studies whose champion the evaluate_across
+    # stage measures on this study's test images (seed 004's Table 1 against seeds 000 and 002)
+    mask_from: Optional[str] = None         # a segmentation study: evaluate_across also measures every
     # configuration and baseline given the mask its champion predicts (seed 001 end to end)
 
     @field_validator("seeds")
@@ -208,6 +208,11 @@ class StudyConfig(_Section):
         if metrics is not None and not metrics:
             raise ValueError("list at least one metric, or leave it out for all")
         return metrics
+
+    def reads(self) -> list[str]:
+        """The other studies whose models this study's evaluation reads (its ``champions``, then
+        ``mask_from``): the evaluate_across stage measures them and depends on their checkpoints."""
+        return list(dict.fromkeys([*self.champions, *([self.mask_from] if self.mask_from else [])]))
 
     def finds_masks(self) -> bool:
         """Whether this study trains a segmenter (its trainer outputs a mask, not an image)."""
@@ -305,12 +310,22 @@ def storage_conflict(storage: PurePath, root: PurePath, studies: Iterable[str],
     return None
 
 
+class AcrossEntry(_Section):
+    """One ``evaluate_across`` stage: what ``study`` measures of study ``reads``'s models."""
+    study: str
+    reads: str
+
+
 class StudiesParams(_Section):
     train: dict[str, Any] = Field(default_factory=dict)
     sweep: SweepConfig = SweepConfig()
     tracking: TrackingConfig = TrackingConfig()
     reports: ReportsConfig = ReportsConfig()
     studies: dict[str, StudyConfig] = Field(default_factory=dict)
+    # one DVC stage per entry (foreach in dvc.yaml), so that its deps name the other study's files:
+    # exactly the pairs the studies' champions and mask_from ask for (checked below); left out (a
+    # params file run without DVC), it is those pairs
+    across: Optional[list[AcrossEntry]] = None
     _source: str = PrivateAttr("params.yaml")   # the file it was read from, for errors found later
 
     @property
@@ -340,6 +355,29 @@ class StudiesParams(_Section):
             if why:
                 raise ValueError(f"sweep.storage_path: {path!r}: {why}; use a folder of its own such as "
                                  "results/ray")
+        return self
+
+    @model_validator(mode="after")
+    def _across_matches_the_studies(self) -> "StudiesParams":
+        wanted = [(name, other) for name, study in self.studies.items() for other in study.reads()]
+        if self.across is None:
+            object.__setattr__(self, "across", [AcrossEntry(study=a, reads=b) for a, b in wanted])
+            return self
+        have = [(e.study, e.reads) for e in self.across]
+        for i, pair in enumerate(have):
+            if pair in have[:i]:
+                raise ValueError(f"across[{i}]: {{study: {pair[0]}, reads: {pair[1]}}} is listed twice")
+            study = self.studies.get(pair[0])
+            if study is None or pair[1] not in study.reads():
+                why = (f"there is no study {pair[0]!r}" if study is None else
+                       f"studies.{pair[0]} does not read {pair[1]!r} (not in its champions or mask_from)")
+                raise ValueError(f"across[{i}]: {{study: {pair[0]}, reads: {pair[1]}}}: {why}; remove the entry")
+        for name, study in self.studies.items():
+            for other in study.reads():
+                if (name, other) not in have:
+                    key = "champions" if other in study.champions else "mask_from"
+                    raise ValueError(f"across: add {{study: {name}, reads: {other}}}, which studies.{name}.{key} "
+                                     "asks for (dvc.yaml runs one evaluate_across stage per entry)")
         return self
 
     @model_validator(mode="after")

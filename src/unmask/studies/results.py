@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from unmask.catalog.schemas import CURVES, TRIALS, TableSchema
 from unmask.catalog.metrics import HIGHER_IS_BETTER, METRICS
 from unmask.catalog.status import TrialStatus
 from unmask.io.atomic import atomic_dir, atomic_path, write_text
@@ -318,7 +319,9 @@ def copy_checkpoints(table: pd.DataFrame, out_dir: str | os.PathLike, root: str 
     return out
 
 
-def write_parquet(path: Path, df: pd.DataFrame) -> None:
+def write_parquet(path: Path, df: pd.DataFrame, schema: TableSchema) -> None:
+    """``df`` to ``path`` atomically, once it fits ``schema`` (else UnmaskError naming the file)."""
+    schema.check(df, str(path))
     with atomic_path(path) as tmp, naming(path):
         pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
 
@@ -330,8 +333,8 @@ def write_tables(table: pd.DataFrame, curves: pd.DataFrame, out_dir: Path, root:
     # the checkpoints evaluate reads, as a DVC output beside the table (the store and Tune's
     # storage are not): replaced whole, before the table that points at them
     table = copy_checkpoints(table, out_dir, root)
-    write_parquet(out_dir / "trials.parquet", table)
-    write_parquet(out_dir / "curves.parquet", curves)
+    write_parquet(out_dir / "trials.parquet", table, TRIALS)
+    write_parquet(out_dir / "curves.parquet", curves, CURVES)
     return table
 
 

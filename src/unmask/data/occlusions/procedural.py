@@ -285,4 +285,3 @@ class KN95Mask(ProceduralMask):
         return shade(base, factor), {"colour": "white", "lit": "left" if lit_left else "right"}, base * 0.96
 
 
-PROCEDURAL = (SurgicalMask, ClothMask, N95Mask, KN95Mask)
