@@ -145,3 +145,22 @@ def test_report_with_other_params_keeps_pages_of_studies_it_does_not_list(tmp_pa
     assert "seed_other" in caplog.text and "other.yaml" in caplog.text
     index = (reports / "README.md").read_text()
     assert "Kept from an earlier report" in index and "[seed_other](seed_other.md)" in index
+
+
+def test_learning_curves_draw_the_same_picture_whatever_ray_named_the_trials(tmp_path):
+    """Ray's trial ids are random: lines (and colours) follow the labels' order, not the ids."""
+    import pandas as pd
+
+    from unmask.reports.figures import learning_curves
+
+    def curves(ids):
+        return pd.DataFrame([{"trial_id": t, "step": s, "metric": "val_psnr", "value": v + s}
+                             for t, v in zip(ids, (10.0, 20.0)) for s in (1, 2)])
+
+    pngs = []
+    for i, ids in enumerate((["zz_1", "aa_2"], ["aa_1", "zz_2"])):
+        path = tmp_path / f"c{i}.parquet"
+        curves(ids).to_parquet(path)
+        labels = {ids[0]: "cell=a seed=0", ids[1]: "cell=b seed=0"}
+        pngs.append(learning_curves(path, tmp_path / f"c{i}.png", labels).read_bytes())
+    assert pngs[0] == pngs[1]

@@ -112,7 +112,11 @@ def learning_curves(curves_path: str | os.PathLike, out_path: str | os.PathLike,
     labels = labels or {}
     for ax, metric in zip(axes.flat, metrics):
         part = curves[curves["metric"] == metric]
-        for trial_id, rows in part.groupby("trial_id", sort=True):
+        # lines (and so colours) in the trials table's order (the study's cells, then seeds), not by Ray's
+        # random trial ids: the same trials draw the same picture in every run
+        order = {t: i for i, t in enumerate(labels)}
+        groups = sorted(part.groupby("trial_id"), key=lambda g: (order.get(str(g[0]), len(order)), str(g[0])))
+        for trial_id, rows in groups:
             rows = rows.sort_values("step")
             # markers: a trial stopped at its first validation is a single point
             ax.plot(rows["step"], rows["value"], lw=1, marker=".", ms=4,
