@@ -114,10 +114,10 @@ def train_curve(args: tuple) -> dict:
 
     from unmask.data.torch_datasets import PairedDataset, UnpairedDataset, batches, infinite_batches
     from unmask.training import TrainConfig, build_trainer, trainer_class
+    from unmask.training.config import MAX_STEPS
 
     torch.set_num_threads(1)
-    cfg_dict = {**cfg_dict, "seed": seed, "device": "cpu", "steps": 10**9}
-    cfg_dict["discriminator"] = {**cfg_dict.get("discriminator", {}), "image_size": image_size}
+    cfg_dict = {**cfg_dict, "seed": seed, "device": "cpu", "steps": MAX_STEPS, "image_size": image_size}
     cfg = TrainConfig.from_dict(cfg_dict)
     trainer = build_trainer(cfg)
     if trainer_class(cfg).pairing == "paired":

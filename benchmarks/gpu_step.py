@@ -41,15 +41,15 @@ except ModuleNotFoundError:     # a bare CUDA image (no .venv, no PyPI): stub it
     stub.ssim = _no_ssim
     MSSSIM_NOTE = " (pytorch_msssim missing: stubbed, unused by train steps)"
 
-from unmask.models import DiscriminatorConfig, GeneratorConfig  # noqa: E402
+
 from unmask.training import TrainConfig, build_trainer  # noqa: E402
 
 
 def make_config(args: argparse.Namespace, amp: bool) -> TrainConfig:
-    return TrainConfig(framework="cyclegan", adv_loss=args.adv_loss, batch_size=args.batch, device=args.device,
-                       amp=amp, weights={"identity": 0.0}, seed=0,
-                       generator=GeneratorConfig(base_channels=args.base, n_blocks=args.blocks),
-                       discriminator=DiscriminatorConfig(image_size=args.size, base_channels=args.base))
+    return TrainConfig.from_dict(dict(
+        framework="cyclegan", adv_loss=args.adv_loss, batch_size=args.batch, device=args.device, amp=amp,
+        weights={"identity": 0.0}, seed=0, image_size=args.size,
+        generator={"base_channels": args.base, "n_blocks": args.blocks}, discriminator={"base_channels": args.base}))
 
 
 def sync(device: torch.device) -> None:

@@ -76,7 +76,7 @@ import torch
 import torch.nn.functional as F
 
 from unmask.losses import build_adv_loss, gradient_penalty
-from unmask.models import DiscriminatorConfig, GeneratorConfig, build_discriminator, build_generator
+from unmask.models import build_discriminator, build_generator
 from unmask.sysinfo import cpu_description
 from unmask.training import CycleGANTrainer, TrainConfig, build_trainer, seed_everything
 
@@ -100,17 +100,17 @@ CONV_OPS = ("aten::convolution", "aten::convolution_backward", "aten::_convoluti
 def make_config(size: int, width: str, lambda_rec: float, threads: int | None, channels_last: bool) -> TrainConfig:
     """Legacy table: LSGAN, cycle x10, identity x``lambda_rec``."""
     base, blocks = WIDTHS[width]
-    return TrainConfig(weights={"identity": lambda_rec}, threads=threads, channels_last=channels_last, device="cpu",
-                       generator=GeneratorConfig(base_channels=base, n_blocks=blocks),
-                       discriminator=DiscriminatorConfig(image_size=size, base_channels=base))
+    return TrainConfig.from_dict(dict(
+        weights={"identity": lambda_rec}, threads=threads, channels_last=channels_last, device="cpu", image_size=size,
+        generator={"base_channels": base, "n_blocks": blocks}, discriminator={"base_channels": base}))
 
 
 def scale_config(scale: Scale, threads: int | None, n_critic: int = 1) -> TrainConfig:
     """A scale's config with params.yaml's loss (WGAN-GP, lambda_adv 0.1, cycle x1, no identity)."""
-    return TrainConfig(adv_loss="wgan_gp", weights={"adv": 0.1, "cycle": 1.0, "identity": 0.0}, n_critic=n_critic,
-                       threads=threads, channels_last=False, device="cpu",
-                       generator=GeneratorConfig(base_channels=scale.base, n_blocks=scale.blocks),
-                       discriminator=DiscriminatorConfig(image_size=scale.size, base_channels=scale.base))
+    return TrainConfig.from_dict(dict(
+        adv_loss="wgan_gp", weights={"adv": 0.1, "cycle": 1.0, "identity": 0.0}, n_critic=n_critic, threads=threads,
+        channels_last=False, device="cpu", image_size=scale.size,
+        generator={"base_channels": scale.base, "n_blocks": scale.blocks}, discriminator={"base_channels": scale.base}))
 
 
 def trainer_with_torch_instance_norm(cfg: TrainConfig):
@@ -142,8 +142,9 @@ class ReferenceCycleGAN:
     def __init__(self, cfg: TrainConfig):
         seed_everything(cfg.seed)
         self.cfg = cfg
-        self.g_ab, self.g_ba = build_generator(cfg.generator), build_generator(cfg.generator)
-        self.d_a, self.d_b = build_discriminator(cfg.discriminator), build_discriminator(cfg.discriminator)
+        g, d = cfg.networks["generator"], cfg.networks["discriminator"]
+        self.g_ab, self.g_ba = build_generator(g), build_generator(g)
+        self.d_a, self.d_b = build_discriminator(d), build_discriminator(d)
         self.opt_g = torch.optim.Adam([*self.g_ab.parameters(), *self.g_ba.parameters()], cfg.lr_g, cfg.betas)
         self.opt_d = torch.optim.Adam([*self.d_a.parameters(), *self.d_b.parameters()], cfg.lr_d, cfg.betas)
         self.adv = build_adv_loss(cfg.adv_loss)

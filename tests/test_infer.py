@@ -48,7 +48,7 @@ def aligned_data():
 
 def _train(data, cfg_dict, steps, path):
     cfg = TrainConfig.from_dict(dict(device="cpu", threads=1, batch_size=8, steps=steps, val_every=0,
-                                     checkpoint_every=0, discriminator={"image_size": SIZE}, **cfg_dict))
+                                     checkpoint_every=0, image_size=SIZE, **cfg_dict))
     torch.manual_seed(0)
     trainer = build_trainer(cfg)
     g = torch.Generator().manual_seed(0)
@@ -169,8 +169,8 @@ def test_the_default_model_is_the_best_champion_trained_on_face_masks(tmp_path):
 
     from unmask.infer import default_model
 
-    cfg = TrainConfig(framework="cyclegan", threads=1, device="cpu", steps=1,
-                      generator={"base_channels": 4, "n_blocks": 1}, discriminator={"image_size": 16, "base_channels": 4})
+    cfg = TrainConfig.from_dict(dict(framework="cyclegan", threads=1, device="cpu", steps=1, image_size=16,
+                                     generator={"base_channels": 4, "n_blocks": 1}, discriminator={"base_channels": 4}))
     ckpt = tmp_path / "g.pt"
     build_trainer(cfg).save_checkpoint(ckpt)
     for study, psnr in (("holes", 30.0), ("masks_a", 21.0), ("masks_b", 22.0)):

@@ -32,8 +32,8 @@ def _jpg(rgb: np.ndarray) -> bytes:
 
 def _save(cfg: dict, path: Path) -> Path:
     torch.manual_seed(0)
-    cfg = {"discriminator": {"image_size": SIZE}, **cfg}
-    build_trainer(TrainConfig.from_dict(dict(device="cpu", threads=1, steps=1, **cfg))).save_checkpoint(path)
+    build_trainer(TrainConfig.from_dict(dict(device="cpu", threads=1, steps=1, image_size=SIZE, **cfg))
+                  ).save_checkpoint(path)
     return path
 
 
@@ -55,7 +55,7 @@ def segmenter_ckpt(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def cyclegan_ckpt(tmp_path_factory) -> Path:
     return _save(dict(framework="cyclegan", generator={"base_channels": 4, "n_blocks": 1},
-                      discriminator={"image_size": SIZE, "base_channels": 4}),
+                      discriminator={"base_channels": 4}),
                  tmp_path_factory.mktemp("c") / "cyc.pt")
 
 

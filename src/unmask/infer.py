@@ -112,14 +112,14 @@ def load_unmasker(spec: str, root: str | os.PathLike = ".", role: str = "model")
         best = champion_row(read_trials(path), str(path))
         ckpt = resolve_location(str(best["checkpoint"]), root)
         trainer = load_trainer(ckpt, device="cpu")
-        size = int(best.get("image_size") or trainer.cfg.discriminator.image_size)
+        size = int(best.get("image_size") or trainer.cfg.image_size)
         unmasker = Unmasker(trainer, size, f"{study}: {best['cell_label']} seed {best['seed']}")
     else:
         path = Path(spec)
         if not path.is_file():
             raise UnmaskError(f"--{role} {spec}: no such checkpoint file (or give STUDY:champion)")
         trainer = load_trainer(path, device="cpu")
-        unmasker = Unmasker(trainer, int(trainer.cfg.discriminator.image_size), str(path))
+        unmasker = Unmasker(trainer, int(trainer.cfg.image_size), str(path))
     output = getattr(unmasker.trainer, "output", "image")
     if output != ROLES[role]:
         other = next((r for r, o in ROLES.items() if o == output), None)

@@ -64,12 +64,11 @@ def test_conv_flops_strided_and_transposed_match_flop_counter():
 def test_breakdown_counts_the_same_flops_as_flop_counter():
     """The profiler's shapes give FlopCounterMode's count (a loss without penalty, where both work)."""
     bench = _load()
-    from unmask.models import DiscriminatorConfig, GeneratorConfig
     from unmask.training import TrainConfig, build_trainer
 
-    cfg = TrainConfig(adv_loss="lsgan", weights={"identity": 1.0}, threads=1, device="cpu",
-                      generator=GeneratorConfig(base_channels=4, n_blocks=1),
-                      discriminator=DiscriminatorConfig(image_size=16, base_channels=4))
+    cfg = TrainConfig.from_dict(dict(adv_loss="lsgan", weights={"identity": 1.0}, threads=1, device="cpu",
+                                     image_size=16, generator={"base_channels": 4, "n_blocks": 1},
+                                     discriminator={"base_channels": 4}))
     batch = bench.make_batch(2, 16)
     flops, note = bench.count_step_flops(cfg, batch)
     assert note is None and flops > 0

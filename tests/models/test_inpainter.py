@@ -59,7 +59,7 @@ def test_a_paired_trainer_trains_it():
     cfg = TrainConfig.from_dict(dict(framework="paired", device="cpu", threads=1, batch_size=4, steps=2,
                                      generator={"name": "inpainter", "conv": "imputed", "base_channels": 4,
                                                 "n_dilated": 1},
-                                     discriminator={"image_size": 32, "base_channels": 4},
+                                     image_size=32, discriminator={"base_channels": 4},
                                      adv_loss="hinge", weights={"adv": 0.1, "l1": 1.0, "stage1": 1.0}))
     trainer = build_trainer(cfg)
     logs = trainer.train_step(make_batch(0))

@@ -10,7 +10,6 @@ import pandas as pd
 from unmask.config import SplitConfig
 from unmask.data.split import split_dataset
 from unmask.data.torch_datasets import UnpairedDataset, infinite_batches
-from unmask.models import DiscriminatorConfig, GeneratorConfig
 from unmask.training import TrainConfig, build_trainer
 
 from tests.helpers import write_synth
@@ -25,10 +24,10 @@ def make_splits(root: Path) -> Path:
 
 
 def train_tiny(splits: Path, out: Path, seed: int = 0, **overrides) -> tuple[TrainConfig, Path]:
-    cfg = TrainConfig(framework="cyclegan", threads=1, device="cpu", batch_size=2, steps=2, val_every=0,
-                      checkpoint_every=0, log_every=1, seed=seed,
-                      generator=GeneratorConfig(base_channels=4, n_blocks=1),
-                      discriminator=DiscriminatorConfig(image_size=SIZE, base_channels=4), **overrides)
+    cfg = TrainConfig.from_dict(dict(framework="cyclegan", threads=1, device="cpu", batch_size=2, steps=2,
+                                     val_every=0, checkpoint_every=0, log_every=1, seed=seed, image_size=SIZE,
+                                     generator={"base_channels": 4, "n_blocks": 1},
+                                     discriminator={"base_channels": 4}, **overrides))
     trainer = build_trainer(cfg)
     trainer.fit(infinite_batches(UnpairedDataset(splits / "train", size=SIZE, seed=seed), cfg.batch_size, seed=seed),
                 checkpoint_dir=out)

@@ -31,7 +31,7 @@ from tests.reports.helpers import SIZE, make_splits, trial_row
 
 def _train(cfg: dict, splits, out, steps: int) -> str:
     trainer = build_trainer(TrainConfig.from_dict({"device": "cpu", "threads": 1, "batch_size": 4, "steps": steps,
-                                                   "val_every": 0, "checkpoint_every": 0, "log_every": 1, **cfg}))
+                                                   "val_every": 0, "checkpoint_every": 0, "log_every": 1, "image_size": SIZE, **cfg}))
     trainer.fit(itertools.islice(infinite_batches(PairedDataset(splits / "train", size=SIZE), 4, seed=0), steps))
     trainer.save_checkpoint(out)
     return str(out)
@@ -45,11 +45,10 @@ def project(tmp_path_factory):
     inpainter = _train({"framework": "paired", "weights": {"adv": 0.0, "l1": 1.0},
                         "generator": {"name": "inpainter", "base_channels": 4, "downsamples": 1, "n_dilated": 1,
                                       "conv": "imputed", "stages": 2},
-                        "discriminator": {"name": "patchgan", "image_size": SIZE, "base_channels": 4}},
+                        "discriminator": {"name": "patchgan", "base_channels": 4}},
                        splits, root / "inpainter.pt", steps=2)
     seg = _train({"framework": "segmenter", "lr_g": 2e-3,
-                  "generator": {"name": "unet", "depth": 3, "base_channels": 8, "norm": "batch", "out_channels": 1},
-                  "discriminator": {"image_size": SIZE}},
+                  "generator": {"name": "unet", "depth": 3, "base_channels": 8, "norm": "batch", "out_channels": 1}},
                  splits, root / "seg.pt", steps=30)
     (root / "results" / "seg").mkdir(parents=True)
     pd.DataFrame([{**trial_row("s0", {"weights": "dice"}, 0, seg), "framework": "segmenter", "val_dice": 0.5}]

@@ -76,7 +76,7 @@ def test_grid_is_cartesian_product_times_seeds():
     # base train, study overrides and image size all reach the TrainConfig
     assert train["framework"] == "stargan" and train["n_discriminators"] == 2 and train["steps"] == 4
     assert train["generator"]["base_channels"] == 4 and train["generator"]["n_blocks"] == 1
-    assert train["discriminator"]["image_size"] == 32 and t["image_size"] == 32
+    assert train["image_size"] == 32 and t["image_size"] == 32 and "image_size" not in train["discriminator"]
     assert t["kinds"] == ["surgical"]
     # trials are independent copies
     trials[0]["train"]["generator"]["base_channels"] = 99

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from unmask.models import DiscriminatorConfig, GeneratorConfig, UNetConfig
 from unmask.training import TrainConfig
 
 SIZE = 32
@@ -15,15 +14,18 @@ SEGMENTER_NET = {"name": "unet", "depth": 3, "base_channels": 8, "norm": "batch"
 
 
 def tiny_config(**overrides) -> TrainConfig:
+    """A TrainConfig (as ``train:`` keys) at SIZE px; ``generator``/``discriminator`` entries merge into
+    small networks (the segmenter: a one-channel U-Net and no discriminator)."""
     gen = overrides.pop("generator", {})
     disc = overrides.pop("discriminator", {})
-    generator = (UNetConfig(**{**SEGMENTER_NET, **gen}) if overrides.get("framework") == "segmenter"
-                 else GeneratorConfig(**{"base_channels": 8, "n_blocks": 1, **gen}))
+    segmenter = overrides.get("framework") == "segmenter"
     kw = dict(threads=1, device="cpu", batch_size=4, steps=4, val_every=0, checkpoint_every=0, log_every=1,
-              generator=generator,
-              discriminator=DiscriminatorConfig(**{"image_size": SIZE, "base_channels": 8, **disc}))
+              image_size=SIZE, generator=({**SEGMENTER_NET, **gen} if segmenter
+                                          else {"base_channels": 8, "n_blocks": 1, **gen}))
+    if not segmenter:
+        kw["discriminator"] = {"base_channels": 8, **disc}
     kw.update(overrides)
-    return TrainConfig(**kw)
+    return TrainConfig.from_dict(kw)
 
 
 def smooth_images(n: int, generator: torch.Generator) -> torch.Tensor:

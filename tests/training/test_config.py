@@ -17,9 +17,27 @@ def test_defaults_follow_the_paper() -> None:
 
 
 def test_round_trip_through_plain_data() -> None:
-    cfg = TrainConfig(adv_loss="wgan_gp", weights={"adv": 0.1}, generator=GeneratorConfig(approach="mask"),
-                      discriminator=DiscriminatorConfig(name="patchgan", image_size=64))
+    cfg = TrainConfig.from_dict({"adv_loss": "wgan_gp", "weights": {"adv": 0.1}, "image_size": 32,
+                                 "generator": GeneratorConfig(approach="mask"),
+                                 "discriminator": {"name": "patchgan"}})
+    assert cfg.networks["discriminator"] == DiscriminatorConfig(name="patchgan", image_size=32)
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    stargan = TrainConfig.from_dict({"framework": "stargan", "n_discriminators": 2, "recon": "l2"})
+    assert (stargan.options.n_discriminators, stargan.options.recon) == (2, "l2")
+    assert TrainConfig.from_dict(stargan.to_dict()) == stargan
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"framework": "cyclegan", "n_discriminators": 2},
+     "train.n_discriminators: unknown key for framework 'cyclegan'"),        # StarGAN's option, not CycleGAN's
+    ({"framework": "segmenter", "discriminator": {}}, "train.discriminator: unknown key for framework 'segmenter'"),
+    ({"image_size": 64, "discriminator": {"image_size": 32}},
+     "train.discriminator.image_size: is set by train.image_size (64), got 32"),
+    ({"image_size": 18}, "train.image_size: 18 is not divisible"),          # the size the discriminator cannot take
+])
+def test_each_key_belongs_to_the_trainer_that_reads_it(raw: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match="^" + message.replace(".", r"\.").replace("(", r"\(").replace(")", r"\)")):
+        TrainConfig.from_dict(raw)
 
 
 @pytest.mark.parametrize("raw, key", [
@@ -27,7 +45,7 @@ def test_round_trip_through_plain_data() -> None:
     ({"lr_g": 0}, "train.lr_g"),
     ({"betas": (0.5,)}, "train.betas"),
     ({"n_critic": 0}, "train.n_critic"),
-    ({"n_discriminators": 3}, "train.n_discriminators"),
+    ({"framework": "stargan", "n_discriminators": 3}, "train.n_discriminators"),
     ({"device": "tpu"}, "train.device"),
     ({"steps": 1.5}, "train.steps"),
     ({"lambda_cycle": 1.0}, "train.lambda_cycle"),

@@ -19,8 +19,8 @@ UNET = {"name": "unet", "depth": 3, "base_channels": 8, "norm": "batch"}
 
 def paired(**kw) -> TrainConfig:
     base = dict(framework="paired", device="cpu", threads=1, batch_size=4, steps=4, val_every=0,
-                checkpoint_every=0, log_every=1, generator=UNET,
-                discriminator={"name": "dcgan", "image_size": SIZE, "base_channels": 8})
+                checkpoint_every=0, log_every=1, image_size=SIZE, generator=UNET,
+                discriminator={"name": "dcgan", "base_channels": 8})
     return TrainConfig.from_dict({**base, **kw})
 
 

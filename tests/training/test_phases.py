@@ -1,30 +1,31 @@
 """A trainer with three networks and two phases, added here alone (one module plus one registration):
-an autoencoder pre-trained for N steps, then a generator and a discriminator. The base trains each
-phase's networks only from its start step until its stop step."""
+an autoencoder pre-trained for N steps, then a generator and a discriminator. Its three networks are
+roles configured under ``train:`` like any other, its pre-training length is its own option, and the
+base trains each phase's networks only from its start step until its stop step."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from unmask.catalog.capabilities import Capability
+from unmask.errors import ConfigError
+from unmask.models import DISCRIMINATORS, GENERATORS, build_discriminator, build_generator
 from unmask.training import TRAINERS, TrainConfig, build_trainer
 from unmask.training.base import Phase, StepLosses, Trainer
+from unmask.training.config import Role
 from tests.training.helpers import SIZE, make_batch
 
 PRETRAIN = 3   # autoencoder steps before the generator and discriminator start
+SMALL_UNET = {"name": "unet", "depth": 2, "base_channels": 4}
 
 
-class _Critic(nn.Module):
-    """A discriminator keeps the contract: (source logits, class logits or None)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 1, 4, stride=2)
-
-    def forward(self, x):
-        return self.conv(x), None
+@dataclass(frozen=True)
+class ToyOptions:
+    pretrain_steps: int = 10
 
 
 class ToyAEGAN(Trainer):
@@ -32,17 +33,22 @@ class ToyAEGAN(Trainer):
     pairing = "paired"
     model_input = "image"
     WEIGHTS = {"adv": 1.0, "l1": 1.0}
+    NETWORKS = {"autoencoder": Role(GENERATORS, frozenset({Capability.IMAGE_ONLY})),
+                "generator": Role(GENERATORS, frozenset({Capability.IMAGE_ONLY})),
+                "discriminator": Role(DISCRIMINATORS)}
+    OPTIONS = ToyOptions
 
     def build_networks(self):
-        conv = lambda: nn.Conv2d(3, 3, 3, padding=1)   # noqa: E731
+        nets = self.cfg.networks
         self.updates: list[frozenset[str]] = []
-        return ({"AE": nn.Sequential(conv(), nn.Tanh()), "G": nn.Sequential(conv(), nn.Tanh())},
-                {"D": _Critic()})
+        return ({"AE": build_generator(nets["autoencoder"]), "G": build_generator(nets["generator"])},
+                {"D": build_discriminator(nets["discriminator"])})
 
     def phases(self):
-        return [Phase("ae", ("AE",), self.cfg.lr_g, stop=PRETRAIN),
-                Phase("g", ("G",), self.cfg.lr_g, start=PRETRAIN),
-                Phase("d", "discriminators", self.cfg.lr_d, start=PRETRAIN)]
+        n = self.cfg.options.pretrain_steps
+        return [Phase("ae", ("AE",), self.cfg.lr_g, stop=n),
+                Phase("g", ("G",), self.cfg.lr_g, start=n),
+                Phase("d", "discriminators", self.cfg.lr_d, start=n)]
 
     def losses(self, batch, update):
         self.updates.append(update)
@@ -63,14 +69,33 @@ class ToyAEGAN(Trainer):
         return self.generators["G"](self.generators["AE"](occluded))
 
 
+TOY_TRAIN = {"framework": "toy_ae_gan", "device": "cpu", "threads": 1, "steps": 2 * PRETRAIN, "val_every": 0,
+             "checkpoint_every": 0, "log_every": 1, "lr_g": 1e-2, "lr_d": 1e-2, "image_size": SIZE,
+             "pretrain_steps": PRETRAIN, "autoencoder": SMALL_UNET, "generator": SMALL_UNET,
+             "discriminator": {"name": "patchgan", "n_layers": 2, "base_channels": 4}}
+
+
 @pytest.fixture
-def toy(monkeypatch):
+def registered(monkeypatch):
     monkeypatch.setattr(TRAINERS, "_entries", dict(TRAINERS._entries))   # registered for this test only
     TRAINERS.register("toy_ae_gan")(ToyAEGAN)
-    cfg = TrainConfig(framework="toy_ae_gan", device="cpu", threads=1, steps=2 * PRETRAIN, val_every=0,
-                      checkpoint_every=0, log_every=1, lr_g=1e-2, lr_d=1e-2)
-    cfg.discriminator.image_size = SIZE
-    return build_trainer(cfg)
+
+
+@pytest.fixture
+def toy(registered):
+    return build_trainer(TrainConfig.from_dict(TOY_TRAIN))
+
+
+def test_its_networks_and_option_are_keys_of_train_checked_like_any_other(registered):
+    cfg = TrainConfig.from_dict(TOY_TRAIN)
+    assert set(cfg.networks) == {"autoencoder", "generator", "discriminator"}
+    assert cfg.networks["discriminator"].image_size == SIZE and cfg.options.pretrain_steps == PRETRAIN
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError, match=r"^train\.autoencoder\.depht: unknown key for generator 'unet'"):
+        TrainConfig.from_dict({**TOY_TRAIN, "autoencoder": {"name": "unet", "depht": 2}})
+    with pytest.raises(ConfigError, match=r"^train\.autoencoder\.name: the toy_ae_gan trainer needs an autoencoder "
+                                          r"that runs on the image alone"):
+        TrainConfig.from_dict({**TOY_TRAIN, "autoencoder": {**SMALL_UNET, "stages": 2}})
 
 
 def _weights(trainer: Trainer) -> dict[str, list[torch.Tensor]]:
@@ -99,4 +124,4 @@ def test_a_phase_naming_a_network_the_trainer_lacks_is_refused(monkeypatch):
     monkeypatch.setattr(TRAINERS, "_entries", dict(TRAINERS._entries))
     TRAINERS.register("toy_ae_gan")(Typo)
     with pytest.raises(TypeError, match=r"phase 'ae' names network 'A_E'; the networks: AE, G, D"):
-        build_trainer(TrainConfig(framework="toy_ae_gan", device="cpu"))
+        build_trainer(TrainConfig.from_dict(TOY_TRAIN))

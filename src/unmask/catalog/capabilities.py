@@ -3,7 +3,7 @@
 A family registers its capabilities with its config (``GENERATORS.register("unet", UNetConfig,
 capabilities=...)``); a config whose abilities depend on its own fields (a two-stage U-Net needs the
 hole mask) narrows them in a ``capabilities(declared)`` method. A trainer lists what it needs of each
-network section (``Trainer.NEEDS``); a family without one of them is refused when params are read,
+network role (``Trainer.NETWORKS``); a family without one of them is refused when params are read,
 naming the key (``train.generator.name``), instead of failing inside a worker at step 1.
 """
 

@@ -59,7 +59,7 @@ def measure_champions(names: Sequence[str], results_dir: str | os.PathLike, test
     rows = []
     for name in names:
         trainer, best = load_champion(name, results_dir, root)
-        size = int(best.get("image_size") or trainer.cfg.discriminator.image_size)
+        size = int(best.get("image_size") or trainer.cfg.image_size)
         ds = PairedDataset(test_dir, kinds=list(kinds) if kinds else None, size=size)
         means = trainer.evaluate(batches(ds, batch_size), suite)   # the trainer's own test metrics
         rows.append({"study": name, "cell_label": str(best["cell_label"]), "seed": int(best["seed"]),

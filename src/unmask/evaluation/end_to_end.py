@@ -58,7 +58,7 @@ def measure_end_to_end(eval_df: pd.DataFrame, mask_from: str, results_dir: str |
     """The ``mask=predicted`` twin of every finished mask-taking trial and every baseline of ``eval_df``
     (a study's ``eval.parquet``), with the champion of study ``mask_from`` predicting the mask."""
     segmenter, best = load_champion(mask_from, results_dir, root)
-    seg_size = int(best.get("image_size") or segmenter.cfg.discriminator.image_size)
+    seg_size = int(best.get("image_size") or segmenter.cfg.image_size)
     suite = metrics if metrics is not None else MetricSuite()
     trials = eval_df[(eval_df["role"] == "trial") & (eval_df["status"] == TrialStatus.FINISHED)]
     sizes = sorted({int(s) for s in trials["image_size"].dropna()}) or [seg_size]

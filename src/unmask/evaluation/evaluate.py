@@ -180,7 +180,7 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
                 trainer = load_trainer(ckpt, device=device)
             row["params_g"] = sum(p.numel() for p in trainer.generators.parameters())
             row["params_d"] = sum(p.numel() for p in trainer.discriminators.parameters())
-            size = row["image_size"] or trainer.cfg.discriminator.image_size
+            size = row["image_size"] or trainer.cfg.image_size
             row["image_size"] = row["image_size"] or size
             sample_size = size if sample_size is None else sample_size
             ds = dataset(size)

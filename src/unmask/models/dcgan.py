@@ -88,5 +88,5 @@ class DCGANDiscriminator(nn.Module):
         size = self.cfg.image_size
         if x.shape[-2:] != (size, size):
             raise ValueError(f"DCGAN discriminator built for {size}x{size} images, got "
-                             f"{tuple(x.shape[-2:])}: set discriminator.image_size")
+                             f"{tuple(x.shape[-2:])}: set train.image_size")
         return self.logit(self.features(x)), None

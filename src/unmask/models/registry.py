@@ -7,7 +7,7 @@ Each family registers its class (or a builder function) with the config dataclas
   beside the image (a hole mask, StarGAN's tiled domain labels), and its ``forward(x, c=None)`` maps an
   image (B, 3, H, W) in [-1, 1] (plus ``c`` (B, k, H, W) or (B, k)) to an image in [-1, 1];
 * a discriminator is built as ``family(cfg, n_classes=k)`` and returns ``(src_logits, cls_logits or
-  None)``; its config has ``image_size``, which the study sets to the training size.
+  None)``; a config with an ``image_size`` field gets ``train.image_size`` (TrainConfig sets it, never the user).
 
 A family also declares what it can do (:mod:`unmask.catalog.capabilities`: returns its blend mask,
 runs on the image alone, takes condition maps, has a class head); trainers check those when params are read.

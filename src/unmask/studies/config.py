@@ -1,7 +1,7 @@
 """Schema of the params.yaml sections ``train``, ``sweep``, ``tracking`` and ``studies``.
 
-``train`` holds :class:`~unmask.training.TrainConfig` fields shared by every study, plus
-``image_size`` (the side the trials train and test at; it also sets ``discriminator.image_size``).
+``train`` holds the :class:`~unmask.training.TrainConfig` keys shared by every study (``image_size``:
+the side the trials train and test at, given to every network that needs it).
 A study overrides some of them (``studies.<name>.train``) and either tabulates others over a grid
 (``studies.<name>.grid``, dotted TrainConfig paths such as ``generator.approach``) or tunes them:
 ``studies.<name>.search`` samples ``num_samples`` configurations from a space of distributions with a

@@ -8,18 +8,15 @@ in the worker and when the results are tabulated.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import json
 from typing import Any, TypedDict
 
 from unmask.errors import ConfigError
-from unmask.losses import ADV_LOSSES, RECON_LOSSES
-from unmask.models import DISCRIMINATORS, GENERATORS
 from unmask.studies.config import StudiesParams
 from unmask.training import TrainConfig, trainer_class
-from unmask.training.base import resolve_weights
-
-DEFAULT_IMAGE_SIZE = 64
+from unmask.training.base import SHARED_FIELDS
 
 
 class Trial(TypedDict, total=False):
@@ -51,9 +48,6 @@ REPLACED = ("weights",)
 such as ``weights.adv`` still changes one term)."""
 
 
-NETWORKS = {"generator": GENERATORS, "discriminator": DISCRIMINATORS}
-
-
 def _same_family(registry, old: dict[str, Any], new: dict[str, Any]) -> bool:
     """Whether two network sections configure the same config class (unknown names: treat as same,
     so the registry reports the bad name when the config is built)."""
@@ -63,17 +57,38 @@ def _same_family(registry, old: dict[str, Any], new: dict[str, Any]) -> bool:
     return registry.entry(names[0], "").config is registry.entry(names[1], "").config
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+def _merge(base: dict[str, Any], over: dict[str, Any], roles: dict[str, Any]) -> dict[str, Any]:
     """``base`` with ``over`` applied: mappings merge key by key, except the :data:`REPLACED` sections
-    and a network section of another family (another config class), which ``over`` replaces."""
+    and a network role (``roles``: role -> its registry) of another family (another config class),
+    which ``over`` replaces."""
     out = copy.deepcopy(base)
     for k, v in over.items():
         old = out.get(k)
         merge = isinstance(v, dict) and isinstance(old, dict) and k not in REPLACED
-        if merge and k in NETWORKS:
-            merge = _same_family(NETWORKS[k], old, v)
-        out[k] = _merge(old, v) if merge else copy.deepcopy(v)
+        if merge and k in roles:
+            merge = _same_family(roles[k], old, v)
+        out[k] = _merge(old, v, {}) if merge else copy.deepcopy(v)
     return out
+
+
+def _framework_roles(*trains: dict[str, Any]) -> dict[str, Any]:
+    """role -> registry of the trainer the last of ``trains`` that names a framework names (none: the
+    default framework's; an unknown name: none, so TrainConfig names it)."""
+    name = next((t["framework"] for t in reversed(trains) if "framework" in t), TrainConfig.framework)
+    try:
+        return {role: r.registry for role, r in trainer_class(name).NETWORKS.items()}
+    except ConfigError:
+        return {}
+
+
+def _declared(framework: Any) -> set[str]:
+    """The keys of ``train:`` the trainer ``framework`` reads: the shared fields, its roles, its options
+    (an unknown framework: every key, so TrainConfig names the framework)."""
+    try:
+        cls = trainer_class(framework)
+    except ConfigError:
+        return set()
+    return {*SHARED_FIELDS, *cls.NETWORKS, *(f.name for f in dataclasses.fields(cls.OPTIONS))}
 
 
 def _set_dotted(d: dict[str, Any], path: str, value: Any, where: str) -> None:
@@ -94,15 +109,6 @@ def _flat_keys(d: dict[str, Any], prefix: str = "") -> set[str]:
     return keys
 
 
-def _check_names(cfg: TrainConfig) -> None:
-    for key, value, choices in (("train.adv_loss", cfg.adv_loss, ADV_LOSSES),
-                                ("train.recon", cfg.recon, RECON_LOSSES)):
-        if value not in choices:
-            raise ConfigError(f"{key}: unknown {value!r}; choose one of {', '.join(sorted(choices))}")
-    resolve_weights(trainer_class(cfg), cfg.weights)   # the framework exists and knows every weight
-    trainer_class(cfg).check_networks(cfg)             # its networks can do what it needs of them
-
-
 def _locate(err: ConfigError, study: str, cell: dict[str, Any], overrides: dict[str, Any],
             section: str = "grid") -> ConfigError:
     """Rewrite ``train.<key>: msg`` to name where ``key`` was written: grid (or search space), study
@@ -121,27 +127,25 @@ def _locate(err: ConfigError, study: str, cell: dict[str, Any], overrides: dict[
 def build_train(params: StudiesParams, study: str, cell: dict[str, Any], seed: int,
                 section: str = "grid") -> tuple[dict[str, Any], int]:
     """(TrainConfig dict, image size) of one cell and seed; ConfigError names the offending key (the
-    cell's keys as written in ``studies.<study>.<section>``)."""
+    cell's keys as written in ``studies.<study>.<section>``).
+
+    The top-level ``train:`` holds defaults for every framework: a key of it that this cell's trainer
+    does not read (a discriminator for the segmenter, StarGAN's ``n_discriminators`` for CycleGAN) is
+    left out here; a study's own ``train`` or cell naming one is an error."""
     cfg = params.study(study)
-    raw = _merge(params.train, cfg.train)
+    raw = _merge(params.train, cfg.train, _framework_roles(params.train, cfg.train))
     for key, value in cell.items():
         _set_dotted(raw, key, value, f"studies.{study}.{section}.{key}")
+    written = {k.split(".")[0] for k in [*cfg.train, *cell]}
+    reads = _declared(raw.get("framework", TrainConfig.framework))
+    if reads:
+        raw = {k: v for k, v in raw.items() if k in reads or k in written}
     try:
-        size = raw.pop("image_size", DEFAULT_IMAGE_SIZE)
-        if not isinstance(size, int) or isinstance(size, bool) or size < 16:
-            raise ConfigError(f"train.image_size: must be an integer >= 16, got {size!r}")
-        disc = raw.setdefault("discriminator", {})
-        if not isinstance(disc, dict):
-            raise ConfigError(f"train.discriminator: must be a mapping, got {disc!r}")
-        disc["image_size"] = size
         raw["seed"] = seed
         train_cfg = TrainConfig.from_dict(raw)
-        _check_names(train_cfg)
     except ConfigError as err:
-        if str(err).startswith("train.discriminator.image_size: "):   # set from image_size, never written
-            err = ConfigError("train.image_size: " + str(err).partition(": ")[2])
         raise _locate(err, study, cell, cfg.train, section) from None
-    return train_cfg.to_dict(), size
+    return train_cfg.to_dict(), train_cfg.image_size
 
 
 def expand_study(params: StudiesParams, study: str) -> list[Trial]:

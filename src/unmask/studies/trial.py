@@ -38,6 +38,7 @@ from unmask.sysinfo import cpu_description
 from unmask.tracking import PARENT_TAG, flat_params
 from unmask.training import Trainer, TrainConfig, build_trainer, trainer_class
 from unmask.training.base import CHECKPOINT_NAME
+from unmask.training.config import location_fields
 
 STATE_NAME = "trial_state.json"
 CPU = cpu_description()          # the CPU this worker trains on (float results differ across CPUs)
@@ -125,8 +126,10 @@ def train_trial(config: dict[str, Any]) -> None:
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     trial, ctx = resolve_trial(config), config["context"]
     cfg = TrainConfig.from_dict(trial["train"])
-    if cfg.pretrained_dir and ctx.get("root"):   # relative: from the project root, not the trial's folder
-        cfg = dataclasses.replace(cfg, pretrained_dir=resolve_location(cfg.pretrained_dir, ctx["root"]))
+    if ctx.get("root"):   # folder options, when relative: from the project root, not the trial's folder
+        cfg = dataclasses.replace(cfg, options=dataclasses.replace(cfg.options, **{
+            k: resolve_location(getattr(cfg.options, k), ctx["root"])
+            for k in location_fields(cfg.options) if getattr(cfg.options, k)}))
     if cfg.threads is None:
         torch.set_num_threads(max(1, int(ctx["cpus"])))
     train_ds, val_ds, test_ds = _datasets(trial, cfg, Path(ctx["data_root"]))

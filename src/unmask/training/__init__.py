@@ -4,7 +4,8 @@ every trainer module listed below."""
 from unmask.training.base import Phase, Trainer
 from unmask.training.checkpoint import CheckpointError
 from unmask.training.config import TrainConfig
-from unmask.training.registry import TRAINERS, build_trainer, load_trainer, trainer_class
+from unmask.training.build import build_trainer, load_trainer
+from unmask.training.registry import TRAINERS, trainer_class
 from unmask.training.seeding import rng_state, seed_everything, set_rng_state
 
 # trainer families (each registers itself)

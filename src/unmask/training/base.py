@@ -7,8 +7,10 @@ A trainer declares what the rest of the project asks it (never its name):
 * ``model_input``: what the trained model takes, ``"image"`` or ``"image+mask"`` (the exported model's
   input is then (B, 4, H, W), the mask as fourth channel);
 * ``WEIGHTS``: its loss terms and their default weights (``TrainConfig.weights`` overrides them);
-* ``NEEDS``: what it needs each network family to be able to do (:mod:`unmask.catalog.capabilities`),
-  checked when params are read;
+* ``NETWORKS``: its networks by role (:class:`~unmask.training.config.Role`: the registry a role's
+  family comes from and what that family must be able to do, :mod:`unmask.catalog.capabilities`),
+  checked when params are read; ``train.<role>`` configures each;
+* ``OPTIONS``: the dataclass of its own options (``train.<option>``), beside the shared TrainConfig fields;
 * its optimiser groups as data (:meth:`Trainer.phases`): which networks (a group, or roles), which
   learning rate, every how many steps, from which step and until which. The base builds one fused Adam
   per phase and runs the phases due at a step in order.
@@ -37,12 +39,11 @@ from tqdm import tqdm
 
 from unmask.catalog.capabilities import WHAT, Capability
 from unmask.errors import ConfigError
-from unmask.losses import build_adv_loss, build_recon_loss, gradient_penalty
+from unmask.losses import build_adv_loss, gradient_penalty
 from unmask.metrics import aggregate
-from unmask.models import DISCRIMINATORS, GENERATORS
 from unmask.metrics.suite import MetricSuite
 from unmask.training.checkpoint import CheckpointError, load_state, save_state
-from unmask.training.config import TrainConfig
+from unmask.training.config import NoOptions, Role, TrainConfig
 from unmask.training.seeding import rng_state, seed_everything, set_rng_state
 
 Batch = dict[str, Tensor]
@@ -111,7 +112,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-NETWORK_SECTIONS = {"generator": GENERATORS, "discriminator": DISCRIMINATORS}   # TrainConfig field -> registry
+SHARED_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
 
 
 class Trainer:
@@ -130,23 +131,39 @@ class Trainer:
         "l1", "l2", "psnr", "ssim", "l1_masked", "l2_masked", "psnr_masked")
     SELECT_BY: ClassVar[str] = "val_psnr"        # the champion's metric (its direction: unmask.catalog.metrics; never a test one)
 
-    NEEDS: ClassVar[dict[str, frozenset[str]]] = {}   # network section -> what its family must do (Capability)
+    NETWORKS: ClassVar[dict[str, Role]] = {}     # role -> the registry its family comes from, what it must do
+    OPTIONS: ClassVar[type] = NoOptions          # the dataclass of this trainer's own options
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = [f.name for f in dataclasses.fields(cls.OPTIONS)]
+        clash = sorted((SHARED_FIELDS & {*own, *cls.NETWORKS}) | (set(own) & set(cls.NETWORKS)))
+        if clash:
+            raise TypeError(f"{cls.__name__}: {clash[0]!r} is a shared TrainConfig field, a role and an "
+                            "option at once; a key of train: must mean one thing")
+
+    @classmethod
+    def resolve_weights(cls, overrides: dict[str, float]) -> dict[str, float]:
+        """:func:`resolve_weights` of this trainer."""
+        return resolve_weights(cls, overrides)
 
     @classmethod
     def needs(cls, cfg: TrainConfig) -> dict[str, frozenset[str]]:
-        """What each network section of ``cfg`` must be able to do (default: :attr:`NEEDS`)."""
-        return cls.NEEDS
+        """What the family of each role must be able to do (default: as :attr:`NETWORKS` declares)."""
+        return {role: r.needs for role, r in cls.NETWORKS.items()}
 
     @classmethod
     def check_networks(cls, cfg: TrainConfig) -> None:
-        """ConfigError naming ``train.<section>.name`` when a network family cannot do what this trainer
-        needs of it (:mod:`unmask.catalog.capabilities`); checked when params are read and when built."""
-        for section, need in cls.needs(cfg).items():
-            registry, net = NETWORK_SECTIONS[section], getattr(cfg, section)
+        """ConfigError naming ``train.<role>.name`` when a role's family cannot do what this trainer
+        needs of it (:mod:`unmask.catalog.capabilities`); checked when a TrainConfig is built."""
+        for role, need in cls.needs(cfg).items():
+            registry, net = cls.NETWORKS[role].registry, cfg.networks[role]
             missing = [c for c in sorted(need) if c not in registry.capabilities(net)]
             if missing:
-                able = [n for n in registry.names() if need <= registry.capabilities(registry.config({"name": n}, section))]
-                raise ConfigError(f"train.{section}.name: the {cls.framework} trainer needs a {section} that "
+                able = [n for n in registry.names()
+                        if need <= registry.capabilities(registry.config({"name": n}, role))]
+                article = "an" if role[:1].lower() in "aeiou" else "a"
+                raise ConfigError(f"train.{role}.name: the {cls.framework} trainer needs {article} {role} that "
                                   f"{' and '.join(WHAT[Capability(c)] for c in missing)}; {net.name!r} does not"
                                   + (f" (choose {' or '.join(able)})" if able else ""))
 
@@ -156,7 +173,6 @@ class Trainer:
         return []
 
     def __init__(self, cfg: TrainConfig):
-        type(self).check_networks(cfg)
         self.cfg = cfg
         self.w = resolve_weights(type(self), cfg.weights)
         if cfg.threads:
@@ -168,7 +184,6 @@ class Trainer:
         channels_last = cfg.channels_last if cfg.channels_last is not None else self.device.type == "cuda"
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.adv = build_adv_loss(cfg.adv_loss, key="train.adv_loss")
-        self.recon = build_recon_loss(cfg.recon, key="train.recon")
         self.n_critic = cfg.n_critic or self.adv.default_n_critic
         seed_everything(cfg.seed)
         gens, discs = self.build_networks()

@@ -20,10 +20,26 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from dataclasses import dataclass
+
 from unmask.catalog.capabilities import Capability
-from unmask.models import build_discriminator, build_generator
+from unmask.errors import ConfigError
+from unmask.losses import RECON_LOSSES, build_recon_loss
+from unmask.models import DISCRIMINATORS, GENERATORS, build_discriminator, build_generator
 from unmask.training.base import Batch, StepLosses, Trainer
+from unmask.training.config import Role
 from unmask.training.registry import TRAINERS
+
+
+@dataclass(frozen=True)
+class CycleOptions:
+    """The options of the cycle-consistent trainers (CycleGAN, StarGAN)."""
+
+    recon: str = "l1"        # RECON_LOSSES name: the distance of the cycle and identity terms
+
+    def __post_init__(self) -> None:
+        if self.recon not in RECON_LOSSES:
+            raise ConfigError(f"train.recon: unknown {self.recon!r}; choose one of {', '.join(sorted(RECON_LOSSES))}")
 
 
 @TRAINERS.register("cyclegan")
@@ -32,10 +48,13 @@ class CycleGANTrainer(Trainer):
     pairing = "unpaired"
     model_input = "image"
     WEIGHTS = {"adv": 1.0, "cycle": 10.0, "identity": 10.0, "gp": 10.0}   # CycleGAN code's defaults
-    NEEDS = {"generator": frozenset({Capability.RETURNS_MASK, Capability.IMAGE_ONLY})}   # G(x, return_mask=True)
+    NETWORKS = {"generator": Role(GENERATORS, frozenset({Capability.RETURNS_MASK, Capability.IMAGE_ONLY})),
+                "discriminator": Role(DISCRIMINATORS)}      # G(x, return_mask=True); G_AB, G_BA; D_A, D_B
+    OPTIONS = CycleOptions
 
     def build_networks(self) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
-        g_cfg, d_cfg = self.cfg.generator, self.cfg.discriminator
+        self.recon = build_recon_loss(self.cfg.options.recon, key="train.recon")
+        g_cfg, d_cfg = self.cfg.networks["generator"], self.cfg.networks["discriminator"]
         gens = {"G_AB": build_generator(g_cfg), "G_BA": build_generator(g_cfg)}
         discs = {"D_A": build_discriminator(d_cfg), "D_B": build_discriminator(d_cfg)}
         return gens, discs

@@ -24,17 +24,29 @@ output, so every pixel gives a gradient.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from torch import Tensor, nn
 
-from unmask.errors import UnmaskError
+from unmask.catalog.capabilities import Capability
+from unmask.errors import ConfigError, UnmaskError
 from unmask.losses import LOSS_TERMS
 from unmask.losses.perceptual import load_vgg19
-from unmask.catalog.capabilities import Capability
-from unmask.models import build_discriminator, build_generator
+from unmask.models import DISCRIMINATORS, GENERATORS, build_discriminator, build_generator
 from unmask.training.base import Batch, StepLosses, Trainer
-from unmask.training.config import TrainConfig
+from unmask.training.config import Role, TrainConfig
 from unmask.training.registry import TRAINERS
+
+
+@dataclass(frozen=True)
+class PairedOptions:
+    # folder with pretrained weights (vgg19-dcbb9e9d.pth) for the perceptual term; None: torch hub cache
+    pretrained_dir: str | None = field(default=None, metadata={"location": True})
+
+    def __post_init__(self) -> None:
+        if self.pretrained_dir is not None and not isinstance(self.pretrained_dir, str):
+            raise ConfigError(f"train.pretrained_dir: must be null or a folder path, got {self.pretrained_dir!r}")
 
 
 def composite(out: Tensor, occluded: Tensor, mask: Tensor) -> Tensor:
@@ -49,28 +61,31 @@ class PairedInpaintingTrainer(Trainer):
     model_input = "image+mask"
     WEIGHTS = {"adv": 1.0, "gp": 10.0, "l1": 0.0, "mse": 0.0, "dssim": 0.0, "ssim": 0.0,
                "l1_hole": 0.0, "l1_valid": 0.0, "perceptual": 0.0, "stage1": 1.0}
-    NEEDS = {"generator": frozenset({Capability.CONDITIONS})}   # the hole mask as a condition map
+    NETWORKS = {"generator": Role(GENERATORS, frozenset({Capability.CONDITIONS})),   # the hole mask as c
+                "discriminator": Role(DISCRIMINATORS)}    # one per stage, when weights.adv > 0
+    OPTIONS = PairedOptions
 
     @classmethod
     def requirements(cls, cfg: TrainConfig) -> list[str]:
         w = {**cls.WEIGHTS, **cfg.weights}
         if w["perceptual"] > 0:
-            vgg = load_vgg19(cfg.pretrained_dir)
+            vgg = load_vgg19(cfg.options.pretrained_dir)
             if not isinstance(vgg, nn.Module):
                 return [vgg.reason]
         return []
 
     def build_networks(self) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
-        gen = build_generator(self.cfg.generator, cond_channels=1)   # the mask map as c (B, 1, H, W)
+        gen = build_generator(self.cfg.networks["generator"], cond_channels=1)   # the mask map as c (B, 1, H, W)
         gens = {"G": gen}
         self.n_stages = getattr(gen, "n_stages", 1)
         names = ["D"] if self.n_stages == 1 else [f"D{i + 1}" for i in range(self.n_stages)]
-        discs = {n: build_discriminator(self.cfg.discriminator) for n in names} if self.w["adv"] > 0 else {}
+        d_cfg = self.cfg.networks["discriminator"]
+        discs = {n: build_discriminator(d_cfg) for n in names} if self.w["adv"] > 0 else {}
         self.terms = {name: LOSS_TERMS.get(name, f"train.weights.{name}")
                       for name in LOSS_TERMS if self.w.get(name, 0.0) > 0}
         self.vgg = None
         if self.w["perceptual"] > 0:
-            vgg = load_vgg19(self.cfg.pretrained_dir)
+            vgg = load_vgg19(self.cfg.options.pretrained_dir)
             if not isinstance(vgg, nn.Module):
                 raise UnmaskError(f"train.weights.perceptual: not run: {vgg.reason}")
             self.vgg = vgg.to(self.device)

@@ -21,8 +21,9 @@ from unmask.catalog.capabilities import Capability
 from unmask.errors import ConfigError, UnmaskError
 from unmask.losses.segmentation import dice_loss
 from unmask.metrics.segmentation import segmentation_metrics
-from unmask.models import build_generator
+from unmask.models import GENERATORS, build_generator
 from unmask.training.base import Batch, StepLosses, Trainer
+from unmask.training.config import Role
 from unmask.training.registry import TRAINERS
 
 
@@ -35,21 +36,17 @@ class SegmenterTrainer(Trainer):
     WEIGHTS = {"dice": 1.0, "bce": 0.0}
     REQUIRED_METRICS = ("pixel_acc", "iou", "dice")
     SELECT_BY = "val_dice"
-    NEEDS = {"generator": frozenset({Capability.IMAGE_ONLY, Capability.ONE_CHANNEL})}   # image -> mask logits
+    NETWORKS = {"generator": Role(GENERATORS, frozenset({Capability.IMAGE_ONLY, Capability.ONE_CHANNEL}))}
 
     @classmethod
     def check_networks(cls, cfg) -> None:
-        if getattr(cfg.generator, "out_channels", 1) != 1:   # a family that could output one channel
+        if getattr(cfg.networks["generator"], "out_channels", 1) != 1:   # a family that could output one channel
             raise ConfigError("train.generator.out_channels: the segmenter needs a one-channel output "
                               "(generator: {name: unet, out_channels: 1})")
         super().check_networks(cfg)
 
     def build_networks(self) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
-        g = build_generator(self.cfg.generator, cond_channels=0)
-        if getattr(self.cfg.generator, "out_channels", 3) != 1:
-            raise UnmaskError("train.generator.out_channels: the segmenter needs a one-channel output "
-                              "(generator: {name: unet, out_channels: 1})")
-        return {"G": g}, {}
+        return {"G": build_generator(self.cfg.networks["generator"], cond_channels=0)}, {}
 
     def _prob(self, occluded: Tensor) -> Tensor:
         return (self.generators["G"](occluded) + 1) / 2

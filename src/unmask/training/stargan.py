@@ -22,10 +22,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from unmask.losses import domain_classification_loss
+from dataclasses import dataclass
+
 from unmask.catalog.capabilities import Capability
-from unmask.models import build_discriminator, build_generator
+from unmask.errors import ConfigError
+from unmask.losses import build_recon_loss, domain_classification_loss
+from unmask.models import DISCRIMINATORS, GENERATORS, build_discriminator, build_generator
 from unmask.training.base import Batch, StepLosses, Trainer
+from unmask.training.config import Role
+from unmask.training.cyclegan import CycleOptions
 from unmask.training.registry import TRAINERS
 
 MASKED, CLEAN = 0, 1
@@ -37,23 +42,39 @@ def _per_domain_cls(logits: Tensor, labels: Tensor) -> Tensor:
                                                                     labels.chunk(N_DOMAINS)))
 
 
+@dataclass(frozen=True)
+class StarGANOptions(CycleOptions):
+    n_discriminators: int = 1     # 1: unified, with Dcls; 2: one per domain
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_discriminators not in (1, 2) or isinstance(self.n_discriminators, bool):
+            raise ConfigError(f"train.n_discriminators: must be 1 or 2, got {self.n_discriminators!r}")
+
+
 @TRAINERS.register("stargan")
 class StarGANTrainer(Trainer):
     framework = "stargan"
     pairing = "unpaired"
     model_input = "image"
     WEIGHTS = {"adv": 1.0, "cycle": 10.0, "identity": 10.0, "gp": 10.0, "cls": 1.0}
+    NETWORKS = {"generator": Role(GENERATORS, frozenset({Capability.RETURNS_MASK, Capability.CONDITIONS})),
+                "discriminator": Role(DISCRIMINATORS)}   # G(x, domain labels, return_mask=True)
+    OPTIONS = StarGANOptions
 
     @classmethod
     def needs(cls, cfg):
-        """G(x, domain labels, return_mask=True); one unified discriminator classifies the domain too."""
-        g = {"generator": frozenset({Capability.RETURNS_MASK, Capability.CONDITIONS})}
-        return {**g, "discriminator": frozenset({Capability.CLASS_HEAD})} if cfg.n_discriminators == 1 else g
+        """One unified discriminator classifies the domain too."""
+        needs = super().needs(cfg)
+        if cfg.options.n_discriminators == 1:
+            needs["discriminator"] = frozenset({Capability.CLASS_HEAD})
+        return needs
 
     def build_networks(self) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
-        gens = {"G": build_generator(self.cfg.generator, cond_channels=N_DOMAINS)}
-        d_cfg = self.cfg.discriminator
-        if self.cfg.n_discriminators == 1:
+        self.recon = build_recon_loss(self.cfg.options.recon, key="train.recon")
+        gens = {"G": build_generator(self.cfg.networks["generator"], cond_channels=N_DOMAINS)}
+        d_cfg = self.cfg.networks["discriminator"]
+        if self.cfg.options.n_discriminators == 1:
             discs = {"D": build_discriminator(d_cfg, n_classes=N_DOMAINS)}
         else:
             discs = {"D_A": build_discriminator(d_cfg), "D_B": build_discriminator(d_cfg)}
@@ -80,7 +101,7 @@ class StarGANTrainer(Trainer):
         logs: dict[str, Tensor] = {}
         if mask is not None:
             logs["mask_mean"] = mask[:n].mean()
-        if cfg.n_discriminators == 1:
+        if cfg.options.n_discriminators == 1:
             fake_by_domain = torch.cat([fake[n:], fake[:n]])   # aligned with x: [masked, clean]
             crit = self.critique(self.discriminators["D"], x, fake_by_domain, update_g, domains=N_DOMAINS)
             d_cls = _per_domain_cls(crit.real_cls, src)
@@ -97,7 +118,7 @@ class StarGANTrainer(Trainer):
             logs["d_gp"] = sum(gps) / len(gps)
         totals = {"d": d_total}
         if update_g:
-            if cfg.n_discriminators == 1:
+            if cfg.options.n_discriminators == 1:
                 adv = crit.g_loss
                 g_cls = _per_domain_cls(crit.fake_cls, src)   # fakes posing as domain src[i]
                 g_total = w["adv"] * adv + w["cls"] * g_cls
