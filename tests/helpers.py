@@ -13,8 +13,9 @@ from unmask.io.shards import write_rows
 
 
 def synth_rows(n_identities: int, per_identity: int, size: int = 32, seed: int = 0,
-               kinds: tuple[str, ...] = ("surgical", "cloth")) -> list[dict]:
-    """SYNTH rows with random clean faces, a lower-half mask and the occluded image it implies."""
+               kinds: tuple[str, ...] = ("surgical", "cloth"), with_parsing: bool = False) -> list[dict]:
+    """SYNTH rows with random clean faces, a lower-half mask and the occluded image it implies (and,
+    ``with_parsing``, a label map: background, skin in the centre square, hair along the top rows)."""
     rng = np.random.default_rng(seed)
     rows = []
     for i in range(n_identities):
@@ -27,10 +28,18 @@ def synth_rows(n_identities: int, per_identity: int, size: int = 32, seed: int =
             rows.append({
                 "image_id": f"id{i:03d}-{k}#0", "source_id": f"id{i:03d}-{k}", "identity": f"id{i:03d}",
                 "kind": kinds[(i + k) % len(kinds)], "occluded": encode_png(occ), "clean": encode_png(clean),
-                "mask": encode_png(mask), "landmarks": [0.0] * 136, "parsing": None,
+                "mask": encode_png(mask), "landmarks": [0.0] * 136,
+                "parsing": encode_png(_parsing(size)) if with_parsing else None,
                 "attrs": json.dumps({}),
             })
     return rows
+
+
+def _parsing(size: int) -> np.ndarray:
+    labels = np.zeros((size, size), np.uint8)
+    labels[size // 4: 3 * size // 4, size // 4: 3 * size // 4] = 1    # skin
+    labels[: size // 8] = 10                                        # hair
+    return labels
 
 
 def write_synth(directory: Path, **kw) -> Path:

@@ -83,3 +83,55 @@ def test_the_clean_domain_holds_each_source_image_once_whatever_its_variants(tmp
     b = UnpairedDataset(tmp_path / "two_splits" / "train", kinds=["surgical", "cloth"], seed=0)
     assert len(a) == len(b) and len(b.clean) == len(a.clean)
     assert all(torch.equal(a[i]["clean"], b[i]["clean"]) for i in range(len(a)))
+
+
+def _parsed_splits(tmp_path, with_parsing: bool = True):
+    from unmask.io.shards import write_rows
+    from unmask.data.schema import SYNTH
+    from tests.helpers import synth_rows
+
+    write_rows(tmp_path / "synth", SYNTH, synth_rows(20, 2, size=32, with_parsing=with_parsing))
+    split_dataset(tmp_path / "synth", tmp_path / "splits", SplitConfig(val=0.1, test=0.2), seed=0, progress=False)
+    return tmp_path / "splits"
+
+
+def test_a_dataset_yields_the_fields_asked_for_with_parsing_labels_resized_nearest(tmp_path):
+    ds = PairedDataset(_parsed_splits(tmp_path) / "test", size=16, fields=("occluded", "parsing", "landmarks"))
+    item = ds[0]
+    assert list(item) == ["occluded", "parsing", "landmarks"]
+    parsing = item["parsing"]
+    assert parsing.shape == (16, 16) and parsing.dtype == torch.int64
+    assert set(parsing.unique().tolist()) == {0, 1, 10}       # labels stay labels: no blend of 1 and 10
+    assert (parsing[:2] == 10).all() and parsing[8, 8] == 1 and parsing[15, 15] == 0
+    assert item["landmarks"].shape == (68, 2)
+
+
+def test_a_field_the_data_lacks_is_one_line_naming_the_folder(tmp_path):
+    import pytest
+    from unmask.errors import UnmaskError
+
+    test_dir = _parsed_splits(tmp_path, with_parsing=False) / "test"
+    with pytest.raises(UnmaskError) as err:
+        PairedDataset(test_dir, fields=("occluded", "clean", "mask", "parsing"))
+    assert str(err.value).startswith(f"{test_dir}: ") and "no 'parsing'" in str(err.value)
+    assert "\n" not in str(err.value)
+    with pytest.raises(UnmaskError, match="not 'mask'"):
+        UnpairedDataset(test_dir.parent / "train", fields=("occluded", "clean", "mask"))
+
+
+def test_a_trainer_gets_the_fields_it_declares_and_val_test_also_the_mask(tmp_path, monkeypatch):
+    from unmask.studies.trial import trial_datasets
+    from unmask.training import TRAINERS, TrainConfig
+    from unmask.training.paired import PairedInpaintingTrainer
+
+    class ParsingTrainer(PairedInpaintingTrainer):    # a trainer that needs the parsing maps
+        framework = "parsing_toy"
+        FIELDS = ("occluded", "clean", "parsing")
+
+    monkeypatch.setattr(TRAINERS, "_entries", dict(TRAINERS._entries))
+    TRAINERS.register("parsing_toy")(ParsingTrainer)
+    splits = _parsed_splits(tmp_path)
+    cfg = TrainConfig.from_dict({"framework": "parsing_toy", "image_size": 16})
+    train, val, test = trial_datasets({"image_size": 16, "kinds": None}, cfg, splits)
+    assert list(train[0]) == ["occluded", "clean", "parsing"]
+    assert list(val[0]) == list(test[0]) == ["occluded", "clean", "mask", "parsing"]

@@ -1,8 +1,11 @@
 """torch Datasets over the split shards: what the trainers consume.
 
-Items are dicts of float tensors: images in [-1, 1] (C, H, W) and ``mask`` in {0, 1} (1, H, W), 1 where
-occluded. :class:`PairedDataset` yields ``occluded``/``clean``/``mask`` of the same face (val, test, and
-paired training); :class:`UnpairedDataset` yields an ``occluded`` face from the masked domain and a
+Items are dicts of tensors, one per field (:data:`FIELDS`) the consumer asks for: images in [-1, 1]
+(C, H, W); ``mask`` in {0, 1} (1, H, W), 1 where occluded; ``parsing`` the face's label map (H, W) int64
+in 0..10 (:data:`unmask.data.schema.PARSING_LABELS`), resized nearest so labels stay labels;
+``landmarks`` the 68 points (68, 2) in the item's pixel coordinates. :class:`PairedDataset` yields the
+fields of one face (val, test, and paired training; a trainer asks for those it declares,
+``Trainer.FIELDS``); :class:`UnpairedDataset` yields an ``occluded`` face from the masked domain and a
 ``clean`` face from the clean domain -- different people (seed 000, Section 4.1).
 
 Small datasets are decoded once into uint8 tensors (fast to index, ~12 KB per 64 px image); datasets
@@ -25,6 +28,10 @@ from unmask.io.images import decode_png
 from unmask.io.shards import read_table
 
 DEFAULT_PRELOAD_LIMIT_MB = 2048
+IMAGE_FIELDS = ("occluded", "clean", "mask", "parsing")   # PNG columns of the split shards
+FIELDS = (*IMAGE_FIELDS, "landmarks")
+PAIRED_FIELDS = ("occluded", "clean", "mask")              # what every test and validation pass measures
+UNPAIRED_FIELDS = ("occluded", "clean")                    # a masked face, another person's clean face
 
 
 class _ImageColumn:
@@ -56,6 +63,13 @@ def _to_float(img_hwc: torch.Tensor, size: int | None, is_mask: bool = False) ->
     if is_mask:
         return (x >= 127.5).float()
     return x / 127.5 - 1.0
+
+
+def _to_labels(img_hwc: torch.Tensor, size: int | None) -> torch.Tensor:
+    x = img_hwc[..., 0].long()
+    if size is not None and x.shape[-1] != size:
+        x = F.interpolate(x[None, None].float(), size=(size, size), mode="nearest")[0, 0].long()
+    return x
 
 
 def _load(split_dir: Path, columns: Sequence[str], kinds: Sequence[str] | None, domain: str | None):
@@ -92,35 +106,50 @@ def _preload(table, columns, limit_mb: float) -> bool:
 
 
 class PairedDataset(Dataset):
-    """(occluded, clean, mask) of the same face; ``split_dir`` is e.g. ``data/splits/test``."""
+    """The ``fields`` of each face (default: occluded, clean, mask); ``split_dir`` is e.g.
+    ``data/splits/test``. A field the data lacks (parsing maps from a source without them) is one
+    UnmaskError naming the folder, when the dataset is built."""
 
     def __init__(self, split_dir: str | Path, kinds: Sequence[str] | None = None, size: int | None = None,
-                 preload_limit_mb: float = DEFAULT_PRELOAD_LIMIT_MB, with_landmarks: bool = False):
+                 preload_limit_mb: float = DEFAULT_PRELOAD_LIMIT_MB, fields: Sequence[str] = PAIRED_FIELDS):
         self.split_dir = Path(split_dir)
-        cols = ("occluded", "clean", "mask")
-        table = _load(self.split_dir, cols + (("landmarks",) if with_landmarks else ()), kinds, None)
+        unknown = [f for f in fields if f not in FIELDS]
+        if unknown:
+            raise UnmaskError(f"no dataset field {unknown[0]!r} (fields: {', '.join(FIELDS)})")
+        self.fields = tuple(dict.fromkeys(fields))
+        images = [f for f in self.fields if f in IMAGE_FIELDS]
+        table = _load(self.split_dir, [*dict.fromkeys([*images, "clean", *self.fields])], kinds, None)
         if table.num_rows == 0:
             raise UnmaskError(f"{self.split_dir}: no rows{f' of kinds {list(kinds)}' if kinds else ''}")
-        pre = _preload(table, cols, preload_limit_mb)
-        self.columns = {c: _ImageColumn(table.column(c).to_pylist(), pre) for c in cols}
+        for f in self.fields:
+            missing = table.column(f).null_count
+            if missing:
+                raise UnmaskError(f"{self.split_dir}: {missing} of {table.num_rows} faces have no {f!r} "
+                                  f"(the data source gives none), and this model needs it")
+        pre = _preload(table, images, preload_limit_mb)
+        self.columns = {c: _ImageColumn(table.column(c).to_pylist(), pre) for c in dict.fromkeys([*images, "clean"])}
         self.image_ids = table.column("image_id").to_pylist()
         self.identities = table.column("identity").to_pylist()
         self.kinds = table.column("kind").to_pylist()
         self.size = size
         self.landmarks = (np.asarray(table.column("landmarks").to_pylist(), np.float32).reshape(-1, 68, 2)
-                          if with_landmarks else None)
+                          if "landmarks" in self.fields else None)
 
     def __len__(self) -> int:
         return len(self.image_ids)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        item = {"occluded": _to_float(self.columns["occluded"].get(i), self.size),
-                "clean": _to_float(self.columns["clean"].get(i), self.size),
-                "mask": _to_float(self.columns["mask"].get(i), self.size, is_mask=True)}
-        if self.landmarks is not None:   # (68, 2) in the pixel coordinates of the item's images
-            native = self.columns["clean"].get(i).shape[1]
-            scale = (self.size or native) / native
-            item["landmarks"] = torch.from_numpy(self.landmarks[i] * scale)
+        item: dict[str, torch.Tensor] = {}
+        for f in self.fields:
+            if f == "mask":
+                item[f] = _to_float(self.columns[f].get(i), self.size, is_mask=True)
+            elif f == "parsing":
+                item[f] = _to_labels(self.columns[f].get(i), self.size)
+            elif f == "landmarks":   # (68, 2) in the pixel coordinates of the item's images
+                native = self.columns["clean"].get(i).shape[1]
+                item[f] = torch.from_numpy(self.landmarks[i] * ((self.size or native) / native))
+            else:
+                item[f] = _to_float(self.columns[f].get(i), self.size)
         return item
 
 
@@ -133,8 +162,13 @@ class UnpairedDataset(Dataset):
     """
 
     def __init__(self, split_dir: str | Path, kinds: Sequence[str] | None = None, size: int | None = None,
-                 seed: int = 0, preload_limit_mb: float = DEFAULT_PRELOAD_LIMIT_MB):
+                 seed: int = 0, preload_limit_mb: float = DEFAULT_PRELOAD_LIMIT_MB,
+                 fields: Sequence[str] = UNPAIRED_FIELDS):
         self.split_dir = Path(split_dir)
+        extra = [f for f in fields if f not in UNPAIRED_FIELDS]
+        if extra:
+            raise UnmaskError(f"{self.split_dir}: unpaired training yields {' and '.join(UNPAIRED_FIELDS)} of "
+                              f"different faces, not {extra[0]!r}")
         masked = _load(self.split_dir, ("occluded",), kinds, "masked")
         clean = _first_per_source(_load(self.split_dir, ("clean", "source_id"), None, "clean"))
         for name, t in (("masked", masked), ("clean", clean)):

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from unmask.catalog.schemas import EVAL
 from unmask.catalog.status import TrialStatus
-from unmask.data.torch_datasets import PairedDataset, batches, round_robin_by_identity
+from unmask.data.torch_datasets import PAIRED_FIELDS, PairedDataset, batches, round_robin_by_identity
 from unmask.errors import UnmaskError
 from unmask.io.atomic import atomic_path
 from unmask.io.locations import resolve_location
@@ -149,7 +149,7 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
     baseline_fns = {name: (build_mask_baseline(name, key="studies.<study>.baselines"), True)
                     if name in MASK_BASELINES else (build_baseline(name, key="studies.<study>.baselines"), False)
                     for name in baselines}
-    with_landmarks = any(is_mask for _, is_mask in baseline_fns.values())
+    fields = (*PAIRED_FIELDS, "landmarks") if any(is_mask for _, is_mask in baseline_fns.values()) else PAIRED_FIELDS
     metrics = metrics if metrics is not None else MetricSuite()
     lpips_note = metrics.note("lpips")
     kinds = list(kinds) if kinds else None
@@ -160,7 +160,7 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
     def dataset(size: int | None) -> Subset:
         """The test set, reordered so the sample faces in the figure are different people."""
         if size not in datasets:
-            ds = PairedDataset(test_split_dir, kinds=kinds, size=size, with_landmarks=with_landmarks)
+            ds = PairedDataset(test_split_dir, kinds=kinds, size=size, fields=fields)
             datasets[size] = Subset(ds, round_robin_by_identity(ds.identities))
         return datasets[size]
 

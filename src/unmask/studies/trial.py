@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from unmask.data.torch_datasets import PairedDataset, UnpairedDataset, batches, infinite_batches
+from unmask.data.torch_datasets import PAIRED_FIELDS, PairedDataset, UnpairedDataset, batches, infinite_batches
 from unmask.io.locations import resolve_location
 from unmask.metrics import MetricSuite
 from unmask.studies.grid import resolve_trial
@@ -83,14 +83,17 @@ def sample_grid(trainer: Trainer, batch: dict[str, torch.Tensor]) -> np.ndarray:
     return np.concatenate([_to_uint8(batch["occluded"]), _to_uint8(out), _to_uint8(batch["clean"])], 0)
 
 
-def _datasets(trial: dict[str, Any], cfg: TrainConfig, data_root: Path):
-    size, kinds = trial["image_size"], trial["kinds"]
-    if trainer_class(cfg).pairing == "paired":
-        train = PairedDataset(data_root / "train", kinds=kinds, size=size)
+def trial_datasets(trial: dict[str, Any], cfg: TrainConfig, data_root: Path):
+    """Train, val and test sets: the training batches hold the fields the trainer declares; val and
+    test also hold what every measurement needs (the true mask)."""
+    size, kinds, cls = trial["image_size"], trial["kinds"], trainer_class(cfg)
+    if cls.pairing == "paired":
+        train = PairedDataset(data_root / "train", kinds=kinds, size=size, fields=cls.FIELDS)
     else:
-        train = UnpairedDataset(data_root / "train", kinds=kinds, size=size, seed=cfg.seed)
-    return (train, PairedDataset(data_root / "val", kinds=kinds, size=size),
-            PairedDataset(data_root / "test", kinds=trial.get("test_kinds") or kinds, size=size))
+        train = UnpairedDataset(data_root / "train", kinds=kinds, size=size, seed=cfg.seed, fields=cls.FIELDS)
+    measured = (*PAIRED_FIELDS, *cls.FIELDS)
+    return (train, PairedDataset(data_root / "val", kinds=kinds, size=size, fields=measured),
+            PairedDataset(data_root / "test", kinds=trial.get("test_kinds") or kinds, size=size, fields=measured))
 
 
 def _log_model(trainer: Trainer, example: torch.Tensor) -> str:
@@ -132,7 +135,7 @@ def train_trial(config: dict[str, Any]) -> None:
             for k in location_fields(cfg.options) if getattr(cfg.options, k)}))
     if cfg.threads is None:
         torch.set_num_threads(max(1, int(ctx["cpus"])))
-    train_ds, val_ds, test_ds = _datasets(trial, cfg, Path(ctx["data_root"]))
+    train_ds, val_ds, test_ds = trial_datasets(trial, cfg, Path(ctx["data_root"]))
     trainer = build_trainer(cfg)
     state: dict[str, Any] = {"mlflow_run_id": None, "train_time_s": 0.0}
     checkpoint = tune.get_checkpoint()

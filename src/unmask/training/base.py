@@ -2,8 +2,9 @@
 
 A trainer declares what the rest of the project asks it (never its name):
 
-* ``pairing``: ``"paired"`` (batches of one face: ``occluded``, ``clean``, ``mask``) or ``"unpaired"``
-  (two domains of different faces);
+* ``pairing``: ``"paired"`` (batches of one face) or ``"unpaired"`` (two domains of different faces);
+* ``FIELDS``: the fields its training batches hold (:data:`unmask.data.torch_datasets.FIELDS`:
+  ``occluded``, ``clean``, ``mask``, ``parsing``, ``landmarks``); the datasets yield exactly those;
 * ``model_input``: what the trained model takes, ``"image"`` or ``"image+mask"`` (the exported model's
   input is then (B, 4, H, W), the mask as fourth channel);
 * ``WEIGHTS``: its loss terms and their default weights (``TrainConfig.weights`` overrides them);
@@ -124,6 +125,7 @@ class Trainer:
 
     framework: ClassVar[str] = ""
     pairing: ClassVar[str] = "unpaired"          # "paired" | "unpaired"
+    FIELDS: ClassVar[tuple[str, ...]] = ("occluded", "clean", "mask")   # what its training batches hold
     model_input: ClassVar[str] = "image"         # "image" | "image+mask"
     WEIGHTS: ClassVar[dict[str, float]] = {}     # loss term -> default weight
     output: ClassVar[str] = "image"              # what translate gives: "image" (or "mask", a segmenter)

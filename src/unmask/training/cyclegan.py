@@ -46,6 +46,7 @@ class CycleOptions:
 class CycleGANTrainer(Trainer):
     framework = "cyclegan"
     pairing = "unpaired"
+    FIELDS = ("occluded", "clean")       # a masked face and another person's clean face
     model_input = "image"
     WEIGHTS = {"adv": 1.0, "cycle": 10.0, "identity": 10.0, "gp": 10.0}   # CycleGAN code's defaults
     NETWORKS = {"generator": Role(GENERATORS, frozenset({Capability.RETURNS_MASK, Capability.IMAGE_ONLY})),

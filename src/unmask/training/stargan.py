@@ -56,6 +56,7 @@ class StarGANOptions(CycleOptions):
 class StarGANTrainer(Trainer):
     framework = "stargan"
     pairing = "unpaired"
+    FIELDS = ("occluded", "clean")       # a masked face and another person's clean face
     model_input = "image"
     WEIGHTS = {"adv": 1.0, "cycle": 10.0, "identity": 10.0, "gp": 10.0, "cls": 1.0}
     NETWORKS = {"generator": Role(GENERATORS, frozenset({Capability.RETURNS_MASK, Capability.CONDITIONS})),
