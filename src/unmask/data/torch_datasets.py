@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow.compute as pc
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from unmask.errors import UnmaskError
 from unmask.io.images import decode_png
@@ -199,6 +199,16 @@ def round_robin_by_identity(identities: Sequence[str]) -> list[int]:
         per.setdefault(ident, []).append(i)
     queues = list(per.values())
     return [q[k] for k in range(max(map(len, queues), default=0)) for q in queues if k < len(q)]
+
+
+def test_set(split_dir: str | Path, kinds: Sequence[str] | None = None, size: int | None = None,
+             fields: Sequence[str] = PAIRED_FIELDS) -> Subset:
+    """The test faces every measurement uses (a trial's test metrics, evaluate, other studies'
+    champions, end to end): the paired split's ``fields`` at ``size`` px, ordered by
+    :func:`round_robin_by_identity` so the first faces (a figure's samples) are different people.
+    ``.dataset`` is the :class:`PairedDataset`, ``.indices`` the order."""
+    ds = PairedDataset(split_dir, kinds=list(kinds) if kinds else None, size=size, fields=fields)
+    return Subset(ds, round_robin_by_identity(ds.identities))
 
 
 def infinite_batches(dataset: Dataset, batch_size: int, seed: int = 0,

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from unmask.catalog.status import TrialStatus
-from unmask.data.torch_datasets import PairedDataset, batches
+from unmask.data.torch_datasets import batches, test_set
 from unmask.errors import UnmaskError
 from unmask.io.remote import local_copy
 from unmask.metrics import MetricSuite
@@ -60,7 +60,7 @@ def measure_champions(names: Sequence[str], results_dir: str | os.PathLike, test
     for name in names:
         trainer, best = load_champion(name, results_dir, root)
         size = int(best.get("image_size") or trainer.cfg.image_size)
-        ds = PairedDataset(test_dir, kinds=list(kinds) if kinds else None, size=size)
+        ds = test_set(test_dir, kinds, size)
         means = trainer.evaluate(batches(ds, batch_size), suite)   # the trainer's own test metrics
         rows.append({"study": name, "cell_label": str(best["cell_label"]), "seed": int(best["seed"]),
                      "framework": trainer.framework, "model_input": trainer.model_input,

@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import Subset
 
 from unmask.catalog.status import TrialStatus
-from unmask.data.torch_datasets import PairedDataset, batches, round_robin_by_identity
+from unmask.data.torch_datasets import batches, test_set
 from unmask.io.remote import local_copy
 from unmask.metrics import MetricSuite, aggregate, build_baseline
 from unmask.metrics.segmentation import segmentation_metrics
@@ -67,8 +67,7 @@ def measure_end_to_end(eval_df: pd.DataFrame, mask_from: str, results_dir: str |
     def data(size: int) -> tuple[Subset, list[torch.Tensor]]:
         """The test set in evaluate's order and the predicted mask of each batch at ``size``."""
         if size not in cache:
-            full = PairedDataset(test_dir, kinds=list(kinds) if kinds else None, size=size)
-            ds = Subset(full, round_robin_by_identity(full.identities))
+            ds = test_set(test_dir, kinds, size)
             masks = []
             for b in batches(ds, batch_size):
                 x = b["occluded"]

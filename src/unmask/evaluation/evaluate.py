@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from unmask.catalog.schemas import EVAL
 from unmask.catalog.status import TrialStatus
-from unmask.data.torch_datasets import PAIRED_FIELDS, PairedDataset, batches, round_robin_by_identity
+from unmask.data.torch_datasets import PAIRED_FIELDS, batches, test_set
 from unmask.errors import UnmaskError
 from unmask.io.atomic import atomic_path
 from unmask.io.locations import resolve_location
@@ -160,8 +160,7 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
     def dataset(size: int | None) -> Subset:
         """The test set, reordered so the sample faces in the figure are different people."""
         if size not in datasets:
-            ds = PairedDataset(test_split_dir, kinds=kinds, size=size, fields=fields)
-            datasets[size] = Subset(ds, round_robin_by_identity(ds.identities))
+            datasets[size] = test_set(test_split_dir, kinds, size, fields)
         return datasets[size]
 
     rows: list[dict] = []

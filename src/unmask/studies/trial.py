@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from unmask.data.torch_datasets import PAIRED_FIELDS, PairedDataset, UnpairedDataset, batches, infinite_batches
+from unmask.data.torch_datasets import (PAIRED_FIELDS, PairedDataset, UnpairedDataset, batches, infinite_batches,
+                                        test_set)
 from unmask.io.locations import resolve_location
 from unmask.metrics import MetricSuite
 from unmask.studies.grid import resolve_trial
@@ -93,7 +94,7 @@ def trial_datasets(trial: dict[str, Any], cfg: TrainConfig, data_root: Path):
         train = UnpairedDataset(data_root / "train", kinds=kinds, size=size, seed=cfg.seed, fields=cls.FIELDS)
     measured = (*PAIRED_FIELDS, *cls.FIELDS)
     return (train, PairedDataset(data_root / "val", kinds=kinds, size=size, fields=measured),
-            PairedDataset(data_root / "test", kinds=trial.get("test_kinds") or kinds, size=size, fields=measured))
+            test_set(data_root / "test", trial.get("test_kinds") or kinds, size, measured))
 
 
 def _log_model(trainer: Trainer, example: torch.Tensor) -> str:
