@@ -241,7 +241,7 @@ def _trial_row(trial_id: str, checkpoint: str, label: str = "adv_loss=lsgan", **
     return {"study": "s", "trial_id": trial_id, "cell": "{}", "cell_label": label, "seed": 0, "status": "TERMINATED",
             "error": "", "mlflow_run_id": "", "model_uri": "", "checkpoint": checkpoint, "steps": 4, "steps_done": 4,
             "framework": "cyclegan", "image_size": 16, "data_source": "synthetic",
-            "lpips_note": "n/a: no weights", "test_lpips": float("nan"), **TEST_METRICS, **over}
+            "note_lpips": "n/a: no weights", "test_lpips": float("nan"), **TEST_METRICS, **over}
 
 
 def _ckpt(path: Path, data: bytes) -> Path:

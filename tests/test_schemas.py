@@ -17,7 +17,7 @@ def _trial(**over) -> dict:
     row = {"study": "s", "trial_id": "t0", "cell": "{}", "cell_label": "adv_loss=lsgan", "seed": 0,
            "status": "TERMINATED", "steps_done": 4, "framework": "cyclegan", "checkpoint": "results/s/checkpoints/t0.pt",
            "steps": 4, "image_size": 16, "data_source": "synthetic", "error": "", "val_psnr": 20.0,
-           "test_psnr": 21.0, "test_psnr@cloth": 20.5, "lpips_note": "", "reused": False}
+           "test_psnr": 21.0, "test_psnr@cloth": 20.5, "note_lpips": "", "reused": False}
     row.update(over)
     return row
 

@@ -99,13 +99,20 @@ def run_sweep(params: Params, study: str, root: Path = Path("."), progress: bool
                      progress=progress, root=root, data_source=params.data.source)
 
 
-def metric_suite(sp, root: Path):
-    """The metrics the evaluate and report stages compute, with weights from ``reports.lpips_weights_dir``
-    (relative to the project root) or their default places."""
+def metric_suite(sp, root: Path, study: str):
+    """The metrics the evaluate stages compute for ``study``: those that need no weights, plus the
+    weighted ones shown by default and those its ``metrics`` list names, with weights from
+    ``reports.lpips_weights_dir`` (relative to the project root) or their default places, at the
+    study's image size."""
+    from unmask.catalog.metrics import DEFAULT_SHOWN
     from unmask.metrics import MetricSuite
+    from unmask.studies.grid import build_train
 
     weights = _under_root(sp.reports.lpips_weights_dir, root)
-    return MetricSuite(str(weights) if weights else None)
+    cfg = sp.study(study)
+    _, size = build_train(sp, study, {}, cfg.seeds[0])
+    names = [*DEFAULT_SHOWN, *(cfg.metrics or [])]   # every study measures the default ones (LPIPS)
+    return MetricSuite(str(weights) if weights else None, names=names, image_size=size)
 
 
 def run_evaluate(params: Params, study: str, root: Path = Path("."), progress: bool = True) -> Path:
@@ -124,7 +131,7 @@ def run_evaluate(params: Params, study: str, root: Path = Path("."), progress: b
     # read_trials: a damaged table is one line naming it. Paths in the table (checkpoint) and in
     # params.yaml (lpips_weights_dir) are relative to the project root, not to the working directory.
     table = evaluate_study(read_trials(trials), root / SPLITS_DIR / "test", cfg.test_kinds or cfg.kinds, cfg.baselines,
-                           metric_suite(sp, root), out, n_samples=sp.reports.n_samples,
+                           metric_suite(sp, root, study), out, n_samples=sp.reports.n_samples,
                            device="cuda" if torch.cuda.is_available() else "cpu", progress=progress, root=root)
     write_metrics_json(table, out / METRICS_FILE, study)
     log.info("evaluate: %s -> %s, %s", study, out / "eval.parquet", out / METRICS_FILE)
@@ -144,7 +151,7 @@ def run_evaluate_across(params: Params, study: str, other: str | None = None, ro
     if other is not None and other not in reads:
         raise UnmaskError(f"{params.source}: studies.{study} does not read study {other!r} (its champions and "
                           f"mask_from: {', '.join(reads) or 'none'})")
-    suite = metric_suite(sp, root)
+    suite = metric_suite(sp, root, study)
     outs = []
     for name in [other] if other is not None else reads:
         out = across_dir(root / RESULTS_DIR, study, name)

@@ -24,7 +24,7 @@ CPU = "Test CPU; vector extensions: avx2; torch 0"
 def _row(label, seed, psnr, ssim, l1=0.1, role="trial", status="TERMINATED", cpu=CPU):
     return {"study": "s", "role": role, "trial_id": f"{label}-{seed}", "cell": "{}", "cell_label": label,
             "seed": seed, "status": status, "test_psnr": psnr, "test_ssim": ssim, "test_psnr_masked": psnr - 5,
-            "test_l1": l1, "test_lpips": math.nan, "lpips_note": "n/a", "steps": 100 if role == "trial" else 0,
+            "test_l1": l1, "test_lpips": math.nan, "note_lpips": "n/a", "steps": 100 if role == "trial" else 0,
             "image_size": 32, "data_source": "synthetic", "n_test": 12, "cpu": cpu, "eval_cpu": cpu}
 
 

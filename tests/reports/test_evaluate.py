@@ -44,7 +44,7 @@ def test_evaluate_reproduces_translate_metrics_and_adds_baselines(study, tmp_pat
     failed = table[table.trial_id == "t1"].iloc[0]
     assert failed["status"] == "ERROR" and np.isnan(failed["test_psnr"])
     assert table["test_lpips"].isna().all()
-    assert table["lpips_note"].str.startswith("n/a: weights missing").all()
+    assert table["note_lpips"].str.startswith("n/a: weights missing").all()
     assert (tmp_path / "out" / "eval.parquet").is_file()
 
 

@@ -36,10 +36,10 @@ def _frames():
                        "steps_done": done, "val_psnr": val, "test_psnr": test})
         evals.append({"study": "tune", "role": "trial", "trial_id": tid, "cell": json.dumps(cell), "cell_label": label,
                       "seed": 0, "status": status, "test_l1": l1, "test_psnr": test, "test_lpips": math.nan,
-                      "lpips_note": NOTE, "steps": 300, "image_size": 32, "data_source": "synthetic", "n_test": 12})
+                      "note_lpips": NOTE, "steps": 300, "image_size": 32, "data_source": "synthetic", "n_test": 12})
     evals.append({"study": "tune", "role": "baseline", "trial_id": "baseline:input", "cell": "{}",
                   "cell_label": "input", "seed": None, "status": "TERMINATED", "test_l1": 0.1, "test_psnr": 17.0,
-                  "test_lpips": math.nan, "lpips_note": NOTE, "steps": 0, "image_size": 32,
+                  "test_lpips": math.nan, "note_lpips": NOTE, "steps": 0, "image_size": 32,
                   "data_source": "synthetic", "n_test": 12})
     ev = pd.DataFrame(evals)
     ev["seed"] = ev["seed"].astype("Int64")

@@ -13,7 +13,7 @@ NOTE = "n/a: weights missing (AlexNet backbone alexnet-owt-7be5be79.pth not in /
 def _row(label, seed, l1, psnr, role="trial", lpips=math.nan, status="TERMINATED"):
     return {"study": "s", "role": role, "trial_id": f"{label}-{seed}", "cell": "{}", "cell_label": label,
             "seed": seed, "status": status, "test_l1": l1, "test_psnr": psnr, "test_lpips": lpips,
-            "lpips_note": NOTE if math.isnan(lpips) else "", "steps": 150 if role == "trial" else 0,
+            "note_lpips": NOTE if math.isnan(lpips) else "", "steps": 150 if role == "trial" else 0,
             "image_size": 32, "data_source": "synthetic", "n_test": 12}
 
 

@@ -59,7 +59,7 @@ def test_trial_key_ignores_study_and_label_but_not_config_or_data():
 
 def _row(ckpt, **over):
     row = {"study": "a", "trial_id": "t1", "cell_label": "adv_loss=lsgan", "seed": 0, "status": "TERMINATED",
-           "checkpoint": str(ckpt), "mlflow_run_id": "r1", "lpips_note": "n/a: weights missing",
+           "checkpoint": str(ckpt), "mlflow_run_id": "r1", "note_lpips": "n/a: weights missing",
            **{f"test_{m}": 1.0 for m in ("l1", "l2", "psnr", "ssim", "l1_masked", "l2_masked", "psnr_masked")},
            "test_lpips": math.nan}
     return {**row, **over}
@@ -69,8 +69,8 @@ def test_storable_needs_finished_with_finite_test_metrics(tmp_path):
     assert storable(_row("x"))
     assert not storable(_row("x", status="ERROR"))
     assert not storable(_row("x", test_psnr=math.nan))
-    assert not storable(_row("x", lpips_note=""))          # LPIPS missing without a reason
-    assert storable(_row("x", lpips_note="", test_lpips=0.3))
+    assert not storable(_row("x", note_lpips=""))          # LPIPS missing without a reason
+    assert storable(_row("x", note_lpips="", test_lpips=0.3))
     assert not storable(_row(""))
 
 

@@ -52,14 +52,14 @@ def test_trials_table(micro):
     assert table["cell_label"].tolist() == ["adv_loss=lsgan", "adv_loss=hinge"]
     assert (table["status"] == "TERMINATED").all(), table["error"].tolist()
     for col in ("study", "trial_id", "cell", "seed", "mlflow_run_id", "checkpoint", "train_time_s", "steps",
-                "image_size", "data_source", "lpips_note"):
+                "image_size", "data_source", "note_lpips"):
         assert col in table
     for split in ("val", "test"):
         for m in ("l1", "l2", "psnr", "ssim", "l1_masked", "psnr_masked"):
             assert table[f"{split}_{m}"].notna().all(), f"{split}_{m}"
         # LPIPS: a number, or NaN with the reason beside it
         assert all(not math.isnan(v) or note.startswith("n/a") for v, note in
-                   zip(table[f"{split}_lpips"], table["lpips_note"]))
+                   zip(table[f"{split}_lpips"], table["note_lpips"]))
     assert json.loads(table["cell"][1]) == {"adv_loss": "hinge"}
     assert (table["steps"] == 4).all() and (table["image_size"] == 16).all()
     for ckpt, key in zip(table["checkpoint"], table["trial_key"]):   # the study's copy: a DVC output

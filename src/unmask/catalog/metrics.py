@@ -21,6 +21,7 @@ class MetricSpec:
     shown_by_default: bool = True   # a report's row unless its study lists ``metrics``
     needs_weights: Optional[str] = None   # the pretrained weights it is computed with
     kind: str = "image"             # "image": an image trainer's; "mask": a segmenter's
+    reference: bool = True          # compares the output with the true face (False: scores the output alone)
 
     def format(self, value: float) -> str:
         return format(value, self.fmt)
@@ -37,6 +38,11 @@ METRIC_SPECS: list[MetricSpec] = [
     MetricSpec("psnr_masked", "PSNR masked (dB)", True, ".2f"),
     # 255^2 * l2: FD-StackGAN's (seed 004) MSE on 0-255 pixels, shown where a study asks for it
     MetricSpec("mse255", "MSE (0–255)", False, ".2f", shown_by_default=False),
+    # no-reference naturalness of the output alone (seed 004's Tables 2-4), where a study lists them
+    MetricSpec("niqe", "NIQE", False, ".3f", shown_by_default=False, reference=False,
+               needs_weights="niqe_modelparameters.mat (NIQE pristine model)"),
+    MetricSpec("brisque", "BRISQUE", False, ".2f", shown_by_default=False, reference=False,
+               needs_weights="brisque_svm_weights.pth (BRISQUE SVR)"),
     MetricSpec("pixel_acc", "pixel accuracy", True, ".4f", kind="mask"),   # a segmenter's (seed 001)
     MetricSpec("iou", "IoU", True, ".4f", kind="mask"),
     MetricSpec("dice", "Dice", True, ".4f", kind="mask"),

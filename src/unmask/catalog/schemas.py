@@ -5,7 +5,8 @@ logged value), ``eval.parquet`` (a row per trial and baseline, :mod:`unmask.eval
 end-to-end rows add ``twin_of``) and ``champion.parquet`` (:mod:`unmask.evaluation.across`). A
 schema names the columns every row has and their kind, the columns some writers add, and the
 prefixes of the measured columns (``val_<metric>``, ``test_<metric>[@kind]``: floats, NaN where not
-measured, one per catalogue metric, so a registered metric needs no schema change). A table that
+measured, one per catalogue metric, so a registered metric needs no schema change) and of the notes
+that say why a metric was not measured (``note_<metric>``: "n/a: ... weights missing"). A table that
 lacks a column, holds one of the wrong kind or one no schema declares is refused naming the file and
 the column, before anything is written: the data stages' :mod:`unmask.data.schema` for the results.
 """
@@ -19,6 +20,7 @@ from unmask.catalog.status import TrialStatus
 from unmask.errors import UnmaskError
 
 STR, INT, FLOAT, BOOL = "string", "integer", "float", "boolean"
+NOTE = "note_"    # note_<metric>: why that metric is n/a in the row
 
 
 @dataclass(frozen=True)
@@ -28,12 +30,15 @@ class TableSchema:
     optional: Mapping[str, str] = field(default_factory=dict)   # column -> kind, when a writer adds it
     measured: tuple[str, ...] = ()                    # prefixes of float metric columns
     statuses: bool = False                            # ``status`` holds TrialStatus values
+    noted: tuple[str, ...] = ()                       # prefixes of text columns (why a metric is n/a)
 
     def kind_of(self, column: str) -> str | None:
         if column in self.required:
             return self.required[column]
         if column in self.optional:
             return self.optional[column]
+        if self.noted and column.startswith(self.noted):
+            return STR
         return FLOAT if column.startswith(self.measured) and self.measured else None
 
     def check(self, df, where: str) -> None:
@@ -87,9 +92,9 @@ TRIALS = TableSchema(
     "trials",
     required={**_IDS, "seed": INT, "status": STR, "steps_done": INT, "framework": STR, "checkpoint": STR,
               "steps": INT, "image_size": INT, "data_source": STR, "error": STR},
-    optional={"lpips_note": STR, "cpu": STR, "mlflow_run_id": STR, "model_uri": STR, "train_time_s": FLOAT,
+    optional={"cpu": STR, "mlflow_run_id": STR, "model_uri": STR, "train_time_s": FLOAT,
               "node_ip": STR, "node_id": STR, "trial_key": STR, "trained_by": STR, "reused": BOOL},
-    measured=("val_", "test_"), statuses=True)
+    measured=("val_", "test_"), statuses=True, noted=(NOTE,))
 
 CURVES = TableSchema("curves", required={"study": STR, "trial_id": STR, "step": INT, "metric": STR, "value": FLOAT})
 
@@ -97,9 +102,9 @@ EVAL = TableSchema(
     "evaluation",
     required={**_IDS, "role": STR, "seed": INT, "status": STR, "checkpoint": STR, "steps": INT,
               "image_size": INT, "data_source": STR, "n_test": INT, "cpu": STR, "eval_cpu": STR},
-    optional={"lpips_note": STR, "note": STR, "params_g": FLOAT, "params_d": FLOAT,
+    optional={"note": STR, "params_g": FLOAT, "params_d": FLOAT,
               "twin_of": STR},    # end to end: the trial_id of the row measured with the true mask
-    measured=("test_",), statuses=True)
+    measured=("test_",), statuses=True, noted=(NOTE,))
 
 CHAMPION = TableSchema(
     "champion",

@@ -136,7 +136,7 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
 
     Rows: one per trial (``role`` "trial"; trials that did not finish keep their row with NaN metrics)
     and one per baseline (``role`` "baseline", ``seed`` null). Columns: study, role, trial_id, cell,
-    cell_label, seed, status, test_<metric>..., lpips_note, checkpoint, steps, image_size,
+    cell_label, seed, status, test_<metric>..., note_<metric> (why an asked metric is n/a), checkpoint, steps, image_size,
     data_source, n_test, cpu (the CPU that trained the trial: trials.parquet's ``cpu`` when it has
     one, else this machine's; :func:`unmask.sysinfo.cpu_description`) and eval_cpu (this machine's).
     ``samples.npz`` holds ``input``/``target`` (N, H, W, 3) and ``mask`` (N, H, W) uint8, ``labels``
@@ -151,7 +151,7 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
                     for name in baselines}
     fields = (*PAIRED_FIELDS, "landmarks") if any(is_mask for _, is_mask in baseline_fns.values()) else PAIRED_FIELDS
     metrics = metrics if metrics is not None else MetricSuite()
-    lpips_note = metrics.note("lpips")
+    notes = metrics.notes()
     kinds = list(kinds) if kinds else None
     study = _first(trials, "study", Path(out_dir).name)
     eval_cpu = cpu_description()
@@ -169,7 +169,7 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
     for _, t in tqdm(list(trials.iterrows()), desc=f"evaluate {study}", unit="trial", disable=None if progress else True):
         row = {"study": study, "role": "trial", "trial_id": str(t["trial_id"]), "cell": t["cell"],
                "cell_label": t["cell_label"], "seed": int(t["seed"]), "status": t["status"],
-               "lpips_note": lpips_note, "checkpoint": t["checkpoint"],
+               **notes, "checkpoint": t["checkpoint"],
                "steps": _opt_int(t.get("steps")), "image_size": _opt_int(t.get("image_size")),
                "data_source": t.get("data_source", ""), "n_test": 0,
                "cpu": _text(t.get("cpu")) or eval_cpu, "eval_cpu": eval_cpu,
@@ -201,15 +201,16 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
         samples[f"baseline: {name}"] = kept
         rows.append({"study": study, "role": "baseline", "trial_id": f"baseline:{name}",
                      "cell": json.dumps({"baseline": name}), "cell_label": name, "seed": None,
-                     "status": TrialStatus.FINISHED.value, **{f"test_{k}": v for k, v in means.items()}, "lpips_note": lpips_note,
+                     "status": TrialStatus.FINISHED.value, **{f"test_{k}": v for k, v in means.items()}, **notes,
                      "checkpoint": "", "steps": 0, "image_size": size or _native_size(ds),
                      "data_source": _first(trials, "data_source", ""), "n_test": len(ds),
                      "cpu": eval_cpu, "eval_cpu": eval_cpu})
 
     table = pd.DataFrame(rows)
     table["seed"] = table["seed"].astype("Int64")
-    if "test_lpips" not in table.columns:
-        table["test_lpips"] = np.nan
+    for m in metrics.asked:    # a column for every metric asked, NaN where not computed (its note says why)
+        if f"test_{m}" not in table.columns:
+            table[f"test_{m}"] = np.nan
     out_dir = Path(out_dir)
     _write_samples(out_dir / SAMPLES_FILE, ds, n_samples, samples)
     EVAL.check(table, str(out_dir / EVAL_FILE))

@@ -10,8 +10,13 @@ Trainers (validation, test), trials, evaluation and reports take a suite; none o
 metric needs which weights.
 
 Adding a metric that needs weights: declare it in the catalogue with ``needs_weights`` and register
-its loader (``WEIGHTED["name"] = loader``), a function ``(weights_dir) -> callable | MetricUnavailable``
-whose callable maps (pred01, target01) to per-image values (B,).
+its loader (``WEIGHTED["name"] = loader``), a function ``(weights_dir, image_size) -> callable |
+MetricUnavailable`` whose callable maps (pred01, target01) -- or pred01 alone for a no-reference metric
+(``reference=False``) -- to per-image values (B,).
+
+Which weighted metrics a suite asks for: those its ``names`` list (a study's ``metrics``), else those a
+report shows by default (LPIPS). Each asked one that cannot be computed gets a ``note_<metric>`` with
+its reason in every row measured with the suite (:meth:`MetricSuite.notes`), and NaN as its value.
 """
 
 from __future__ import annotations
@@ -20,32 +25,42 @@ from typing import Callable, Iterable, Optional
 
 from torch import Tensor
 
-from unmask.catalog.metrics import METRIC_SPECS
+from unmask.catalog.metrics import METRIC_SPECS, SPECS
+from unmask.catalog.schemas import NOTE
 from unmask.metrics.image import compute_metrics
 from unmask.metrics.lpips_metric import MetricUnavailable, load_lpips
+from unmask.metrics.no_reference import load_no_reference
 
-Loader = Callable[[Optional[str]], "Callable[[Tensor, Tensor], Tensor] | MetricUnavailable"]
-WEIGHTED: dict[str, Loader] = {"lpips": load_lpips}   # metric name -> loader of its weights
+Loader = Callable[[Optional[str], Optional[int]], "Callable[..., Tensor] | MetricUnavailable"]
+WEIGHTED: dict[str, Loader] = {   # metric name -> loader of its weights
+    "lpips": lambda weights_dir, image_size: load_lpips(weights_dir),
+    "niqe": lambda weights_dir, image_size: load_no_reference("niqe", weights_dir, image_size=image_size),
+    "brisque": lambda weights_dir, image_size: load_no_reference("brisque", weights_dir, image_size=image_size),
+}
 
 
 class MetricSuite:
     """Computes a batch's image metrics, each per image (B,): every reference metric that needs no
-    weights, plus those of ``names`` (default: every catalogue metric) whose weights are found in
-    ``weights_dir`` (or where their loader looks by default). ``MetricSuite.none()`` asks for no weighted metric."""
+    weights, plus the weighted ones asked for (``names``; None: those shown by default) whose weights
+    are found in ``weights_dir`` (or where their loader looks by default). ``image_size``: the side of
+    the images it will score, when known (NIQE needs 96 px). ``MetricSuite.none()`` asks for no
+    weighted metric."""
 
-    def __init__(self, weights_dir: Optional[str] = None, names: Optional[Iterable[str]] = None):
+    def __init__(self, weights_dir: Optional[str] = None, names: Optional[Iterable[str]] = None,
+                 image_size: Optional[int] = None):
         wanted = None if names is None else set(names)
         self.weights_dir = weights_dir
+        self.asked: tuple[str, ...] = tuple(
+            s.name for s in METRIC_SPECS if s.needs_weights is not None and s.kind == "image"
+            and (s.shown_by_default if wanted is None else s.name in wanted))
         self.unavailable: dict[str, str] = {}             # metric -> why it is not computed ("n/a: ...")
-        self._weighted: dict[str, Callable[[Tensor, Tensor], Tensor]] = {}
-        for spec in METRIC_SPECS:
-            if spec.needs_weights is None or spec.kind != "image" or (wanted is not None and spec.name not in wanted):
-                continue
-            loaded = WEIGHTED[spec.name](weights_dir)
+        self._weighted: dict[str, Callable[..., Tensor]] = {}
+        for name in self.asked:
+            loaded = WEIGHTED[name](weights_dir, image_size)
             if isinstance(loaded, MetricUnavailable):
-                self.unavailable[spec.name] = loaded.reason
+                self.unavailable[name] = loaded.reason
             else:
-                self._weighted[spec.name] = loaded
+                self._weighted[name] = loaded
 
     @classmethod
     def none(cls) -> "MetricSuite":
@@ -56,8 +71,14 @@ class MetricSuite:
         """Why ``metric`` is not computed ("" when it is, or was not asked for)."""
         return self.unavailable.get(metric, "")
 
+    def notes(self) -> dict[str, str]:
+        """``note_<metric>`` -> why it is not computed ("" when it is), for each asked metric: the
+        columns every row measured with this suite carries."""
+        return {f"{NOTE}{m}": self.note(m) for m in self.asked}
+
     def __call__(self, pred01: Tensor, target01: Tensor, mask: Optional[Tensor] = None) -> dict[str, Tensor]:
         out = compute_metrics(pred01, target01, mask)
+        pred = pred01.detach().float().clamp(0, 1)
         for name, fn in self._weighted.items():
-            out[name] = fn(pred01.detach().float().clamp(0, 1), target01.detach().float().clamp(0, 1))
+            out[name] = fn(pred, target01.detach().float().clamp(0, 1)) if SPECS[name].reference else fn(pred)
         return out

@@ -30,6 +30,7 @@ from unmask.reports.across import champions_section, end_to_end_section  # noqa:
 from unmask.reports.tables import (  # noqa: E402
     METRICS,
     _fmt,
+    unmeasured,
     best_cells,
     distribution_kind,
     search_higher_is_better,
@@ -265,9 +266,9 @@ def write_reports(results_dir: str | os.PathLike, reports_dir: str | os.PathLike
         best = best_cells(eval_df)
         shown = shown_metrics(eval_df, meta)
         index += [f"- best {METRICS[m][0]}: {', '.join(best[m][0])} ({best[m][1]:.4g})" for m in shown if m in best]
-        if "lpips" in shown and "lpips" not in best and "test_lpips" in eval_df:
-            notes = sorted({n for n in eval_df["lpips_note"].fillna("") if n})
-            index.append(f"- LPIPS: {notes[0] if notes else 'n/a'}")
+        for m, notes in unmeasured(eval_df, shown).items():
+            if m not in best:
+                index.append(f"- {METRICS[m][0]}: {notes[0] if notes else 'n/a'}")
         index.append("")
     write_text(reports_dir / "README.md", "\n".join(index))
     written.append(reports_dir / "README.md")

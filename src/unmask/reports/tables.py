@@ -25,7 +25,8 @@ from unmask.metrics.mask_baselines import NOTES as BASELINE_NOTES
 from unmask.evaluation.summary import ahead_of_all, measured_metrics, seed_values
 from unmask.reports.compare import beats_section, noise_section
 from unmask.reports.paper import PaperTable
-from unmask.catalog.metrics import DEFAULT_SHOWN, METRIC_SPECS, SPECS
+from unmask.catalog.metrics import DEFAULT_SHOWN, METRIC_SPECS, SPECS, spec
+from unmask.catalog.schemas import NOTE
 
 # name -> (row label, higher is better), in the order trials report them (from unmask.catalog.metrics)
 class _Labels(collections.abc.Mapping):
@@ -43,7 +44,7 @@ class _Labels(collections.abc.Mapping):
 
 
 METRICS: Mapping[str, tuple[str, bool]] = _Labels()
-NA_LPIPS = "n/a: weights missing"
+NA_WEIGHTS = "n/a: weights missing"
 
 
 def search_higher_is_better(search: Mapping[str, Any]) -> bool:
@@ -60,14 +61,30 @@ def distribution_kind(dist: Mapping[str, Any]) -> tuple[str, Any]:
     return next((k, v) for k, v in dist.items() if v is not None)
 
 
-def _lpips_missing(eval_df: pd.DataFrame, metrics: list[str]) -> tuple[bool, list[str]]:
-    """(whether LPIPS is shown but was measured nowhere, the reasons recorded for it)."""
-    notes = sorted({n for n in eval_df.get("lpips_note", pd.Series(dtype=str)).fillna("") if n})
-    return "lpips" in metrics and bool(eval_df["test_lpips"].isna().all()), notes
+def metric_notes(eval_df: pd.DataFrame, metric: str) -> list[str]:
+    """The reasons recorded for ``metric`` not being computed (its ``note_<metric>`` column)."""
+    return sorted({n for n in eval_df.get(f"{NOTE}{metric}", pd.Series(dtype=str)).fillna("") if n})
 
 
-def _lpips_footnote(notes: list[str]) -> list[str]:
-    return ["", f"[^lpips]: {'; '.join(notes) or 'n/a: LPIPS was not computed'}"]
+def unmeasured(eval_df: pd.DataFrame, metrics: list[str]) -> dict[str, list[str]]:
+    """metric -> the reasons recorded for it, for each shown metric that needs weights and was
+    measured nowhere (a column of no values: evaluate writes one for each metric it was asked for)."""
+    return {m: metric_notes(eval_df, m) for m in metrics
+            if spec(m).needs_weights is not None and f"test_{m}" in eval_df.columns
+            and bool(eval_df[f"test_{m}"].isna().all())}
+
+
+def _na(metric: str, missing: Mapping[str, list[str]]) -> str:
+    """The cell of a metric measured nowhere: n/a (weights missing, when every reason says so), footnoted."""
+    why = missing[metric]
+    return (NA_WEIGHTS if all("missing" in w for w in why) else "n/a") + f"[^{metric}]"
+
+
+def _footnotes(missing: Mapping[str, list[str]]) -> list[str]:
+    lines: list[str] = []
+    for m, why in missing.items():
+        lines += ["", f"[^{m}]: {'; '.join(why) or f'n/a: {METRICS[m][0]} was not computed'}"]
+    return lines
 
 
 def shown_metrics(eval_df: pd.DataFrame, study_meta: Mapping[str, Any]) -> list[str]:
@@ -220,7 +237,7 @@ def study_table(eval_df: pd.DataFrame, study_meta: Mapping[str, Any], paper: Pap
     baselines = eval_df[eval_df["role"] == "baseline"].drop_duplicates("cell_label").set_index("cell_label")
     metrics = shown_metrics(eval_df, study_meta)
     ahead = ahead_of_all(seed_values(eval_df), metrics)
-    lpips_missing, lpips_notes = _lpips_missing(eval_df, metrics)
+    missing = unmeasured(eval_df, metrics)
     not_run = not_run_cells(eval_df)
 
     columns = [f"{_cell(label)} (n={max((s[2] for s in st.values()), default=0)})" for label, st in stats.items()]
@@ -238,8 +255,8 @@ def study_table(eval_df: pd.DataFrame, study_meta: Mapping[str, Any], paper: Pap
             mean, std, n = st.get(metric, (math.nan, math.nan, 0))
             if label in not_run:
                 row.append("not run[^notrun]")
-            elif metric == "lpips" and lpips_missing:
-                row.append(f"{NA_LPIPS}[^lpips]")
+            elif metric in missing:
+                row.append(_na(metric, missing))
             elif n == 0:
                 row.append("–")
             else:
@@ -248,8 +265,7 @@ def study_table(eval_df: pd.DataFrame, study_meta: Mapping[str, Any], paper: Pap
                 row.append(text + ("†" if label in ahead.get(metric, ()) else ""))
         for name in baselines.index:
             v = baselines.loc[name].get(f"test_{metric}", math.nan)
-            row.append(f"{NA_LPIPS}[^lpips]" if metric == "lpips" and lpips_missing
-                       else "–" if pd.isna(v) else _fmt(metric, float(v)))
+            row.append(_na(metric, missing) if metric in missing else "–" if pd.isna(v) else _fmt(metric, float(v)))
         row += [f"{c.metrics[metric]:g}" if metric in c.metrics else "–" for c in paper_cols]
         lines.append("| " + " | ".join(row) + " |")
     lines.append("| parameters G / D | " + " | ".join(
@@ -275,8 +291,7 @@ def study_table(eval_df: pd.DataFrame, study_meta: Mapping[str, Any], paper: Pap
     lines += beats_section(eval_df, metrics)
     lines += noise_section(eval_df, metrics, study_meta.get("reference_cell"),
                            f"studies.{study_meta.get('name', '<study>')}.reference_cell")
-    if lpips_missing:
-        lines += _lpips_footnote(lpips_notes)
+    lines += _footnotes(missing)
     if study_meta.get("per_kind"):
         lines += per_kind_section(eval_df, metrics)
     if not_run:
@@ -320,7 +335,7 @@ def search_table(eval_df: pd.DataFrame, trials: pd.DataFrame, study_meta: Mappin
     rows = rows.sort_values(["_done", "_depth", "_score"]).reset_index(drop=True)
     best = best_cells(eval_df)
     metrics = shown_metrics(eval_df, study_meta)
-    lpips_missing, lpips_notes = _lpips_missing(eval_df, metrics)
+    missing = unmeasured(eval_df, metrics)
     seeds = sorted({int(x) for x in rows["seed"].dropna()})
 
     lines = _header(eval_df, study_meta, cell_stats(eval_df))
@@ -340,8 +355,8 @@ def search_table(eval_df: pd.DataFrame, trials: pd.DataFrame, study_meta: Mappin
         row = [str(i + 1), str(r["trial_id"]), *values, status, "–" if pd.isna(val) else _fmt(metric[4:], float(val))]
         for m in metrics:
             v = r.get(f"test_{m}", math.nan)
-            if m == "lpips" and lpips_missing:
-                row.append(f"{NA_LPIPS}[^lpips]" if r["status"] == TrialStatus.FINISHED else "–")
+            if m in missing:
+                row.append(_na(m, missing) if r["status"] == TrialStatus.FINISHED else "–")
             elif pd.isna(v):
                 row.append("–")
             else:
@@ -352,7 +367,7 @@ def search_table(eval_df: pd.DataFrame, trials: pd.DataFrame, study_meta: Mappin
         row = ["", f"baseline: {_cell(b['cell_label'])}", *("" for _ in keys), "no training", "–"]
         for m in metrics:
             v = b.get(f"test_{m}", math.nan)
-            row.append(f"{NA_LPIPS}[^lpips]" if m == "lpips" and lpips_missing else "–" if pd.isna(v) else _fmt(m, float(v)))
+            row.append(_na(m, missing) if m in missing else "–" if pd.isna(v) else _fmt(m, float(v)))
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", f"Ranked on `{metric}` (the last validation each trial reached; trials stopped early were judged "
               f"at fewer steps than the {', '.join(map(str, sorted(steps)))} of a finished trial). Test metrics are "
@@ -366,6 +381,5 @@ def search_table(eval_df: pd.DataFrame, trials: pd.DataFrame, study_meta: Mappin
                   "One seed per sampled configuration: too few seeds for any difference between trials to be "
                   "called beyond seed noise (the rule used for grid studies needs every compared configuration "
                   "to have at least two seeds, and calls a difference only when their seed ranges do not overlap)."]
-    if lpips_missing:
-        lines += _lpips_footnote(lpips_notes)
+    lines += _footnotes(missing)
     return "\n".join(lines) + "\n"

@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from unmask.catalog.schemas import CURVES, TRIALS, TableSchema
+from unmask.catalog.schemas import CURVES, NOTE, TRIALS, TableSchema
 from unmask.catalog.metrics import HIGHER_IS_BETTER, METRICS
 from unmask.catalog.status import TrialStatus
 from unmask.io.atomic import atomic_dir, atomic_path, write_text
@@ -102,7 +102,8 @@ def trial_rows(results, trials: list[Trial], data_source: str) -> tuple[pd.DataF
         row.update({k: float(v) for k, v in m.items()
                     if k.startswith(("val_", "test_")) and isinstance(v, (int, float)) and k not in row})
         row.update({
-            "lpips_note": m.get("lpips_note", ""), "cpu": m.get("cpu", ""), "mlflow_run_id": m.get("mlflow_run_id", ""),
+            **{k: v for k, v in m.items() if k.startswith(NOTE) and isinstance(v, str)},
+            "cpu": m.get("cpu", ""), "mlflow_run_id": m.get("mlflow_run_id", ""),
             "model_uri": m.get("model_uri", ""),
             "checkpoint": _checkpoint_location(r.checkpoint),
             "train_time_s": float(m.get("train_time_s", math.nan)), "steps": int(trial["train"]["steps"]),
@@ -204,7 +205,7 @@ def not_run_rows(name: str, trials: list[Trial], reasons: dict[tuple[str, int], 
                                "framework": t["train"]["framework"],
                                "steps_done": 0, "checkpoint": "", "steps": int(t["train"]["steps"]),
                                "image_size": int(t["image_size"]), "data_source": data_source, "error": why,
-                               "model_uri": "", "mlflow_run_id": "", "cpu": "", "lpips_note": "",
+                               "model_uri": "", "mlflow_run_id": "", "cpu": "",
                                "trained_by": "", "reused": False}
         row.update({f"{split}_{k}": math.nan for split in ("val", "test") for k in METRICS})
         rows.append(row)

@@ -33,6 +33,8 @@ from typing import Any
 
 import pandas as pd
 
+from unmask.catalog.metrics import METRIC_SPECS
+from unmask.catalog.schemas import NOTE
 from unmask.catalog.status import TrialStatus
 from unmask.io.atomic import atomic_dir, atomic_path, write_text
 from unmask.io.remote import local_copy
@@ -65,8 +67,13 @@ def select_by(table: pd.DataFrame) -> str:
     return picks.pop() if picks else "val_psnr"   # rows written before trainers declared it: image trainers
 
 
-def needs_lpips(row: dict[str, Any]) -> bool:
-    return "test_psnr" in required_test(row)
+def weighted_columns(row: dict[str, Any]) -> list[str]:
+    """The weighted metrics a stored image trial must account for: the ones a trial's suite asks for
+    (those shown by default) and any other the row holds a note column for."""
+    if "test_psnr" not in required_test(row):     # a segmenter: measured by its own metrics only
+        return []
+    return [s.name for s in METRIC_SPECS if s.needs_weights is not None and s.kind == "image"
+            and (s.shown_by_default or f"{NOTE}{s.name}" in row)]
 
 
 def _canonical(obj: Any) -> str:
@@ -117,7 +124,8 @@ def trial_key(trial: dict[str, Any], data: str) -> str:
 
 
 def storable(row: dict[str, Any]) -> bool:
-    """Finished, with a checkpoint and finite test metrics (LPIPS: finite, or n/a with its note)."""
+    """Finished, with a checkpoint and finite test metrics (a weighted one such as LPIPS: finite, or n/a
+    with its note)."""
     def finite(v: Any) -> bool:
         return isinstance(v, (int, float)) and math.isfinite(v)
 
@@ -125,7 +133,10 @@ def storable(row: dict[str, Any]) -> bool:
         return False
     if not all(finite(row.get(k)) for k in required_test(row)):
         return False
-    return not needs_lpips(row) or finite(row.get("test_lpips")) or bool(row.get("lpips_note"))
+    def noted(v: Any) -> bool:
+        return isinstance(v, str) and bool(v)
+
+    return all(finite(row.get(f"test_{m}")) or noted(row.get(f"{NOTE}{m}")) for m in weighted_columns(row))
 
 
 def _plain(v: Any) -> Any:

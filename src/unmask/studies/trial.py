@@ -144,8 +144,7 @@ def train_trial(config: dict[str, Any]) -> None:
         with checkpoint.as_directory() as d:
             trainer.load_checkpoint(Path(d) / CHECKPOINT_NAME)
             state = json.loads((Path(d) / STATE_NAME).read_text())
-    suite = MetricSuite(ctx.get("lpips_weights"))
-    lpips_note = suite.note("lpips")
+    suite = MetricSuite(ctx.get("lpips_weights"), image_size=trial["image_size"])
 
     mlflow.set_tracking_uri(ctx["tracking_uri"])
     logged_up_to = -1     # a retried trial re-trains steps its failed attempt already logged: not again
@@ -170,7 +169,8 @@ def train_trial(config: dict[str, Any]) -> None:
     def finish() -> dict[str, Any]:
         test = trainer.evaluate(batches(test_ds, cfg.batch_size), suite)
         final = {f"test_{k}": v for k, v in test.items()}
-        final.setdefault("test_lpips", math.nan)
+        for m in suite.asked:
+            final.setdefault(f"test_{m}", math.nan)
         mlflow.log_metrics({k: v for k, v in final.items() if not math.isnan(v)}, step=trainer.step)
         first = next(iter(batches(test_ds, min(N_SAMPLES, len(test_ds)))))
         mlflow.log_image(sample_grid(trainer, first), artifact_file="samples.png")
@@ -185,9 +185,10 @@ def train_trial(config: dict[str, Any]) -> None:
             train_means.update(metrics)
             return
         report: dict[str, Any] = {**train_means, **metrics, "step": step, "train_time_s": elapsed(),
-                                  "mlflow_run_id": state["mlflow_run_id"], "lpips_note": lpips_note,
+                                  "mlflow_run_id": state["mlflow_run_id"], **suite.notes(),
                                   "node_id": node_id, "cpu": CPU}
-        report.setdefault("val_lpips", math.nan)
+        for m in suite.asked:
+            report.setdefault(f"val_{m}", math.nan)
         if step >= cfg.steps:
             report.update(finish())
         with tempfile.TemporaryDirectory() as d:
