@@ -196,3 +196,8 @@ def test_errors_of_study_sections_name_the_params_file_given():
         parse_study_params(parse_params({**BASE, "studies": {"s": {"seeds": [0, 0]}}}, "other.yaml"))
     with pytest.raises(ConfigError, match=r"^other.yaml: sweep.max_concurrent:"):
         parse_study_params(parse_params({"sweep": {"max_concurrent": 0}}, "other.yaml"))
+
+
+def test_a_typo_in_the_top_level_train_is_named_not_dropped():
+    with pytest.raises(ConfigError, match=r"train\.stpes: unknown key for framework 'cyclegan'"):
+        expand_study(_parse({"train": {"stpes": 4}, "studies": {"t": {"grid": {"adv_loss": ["lsgan"]}}}}), "t")

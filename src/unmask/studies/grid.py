@@ -8,15 +8,14 @@ in the worker and when the results are tabulated.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import itertools
 import json
 from typing import Any, TypedDict
 
 from unmask.errors import ConfigError
 from unmask.studies.config import StudiesParams
-from unmask.training import TrainConfig, trainer_class
-from unmask.training.base import SHARED_FIELDS
+from unmask.training import TRAINERS, TrainConfig, trainer_class
+from unmask.training.config import train_keys
 
 
 class Trial(TypedDict, total=False):
@@ -81,14 +80,16 @@ def _framework_roles(*trains: dict[str, Any]) -> dict[str, Any]:
         return {}
 
 
-def _declared(framework: Any) -> set[str]:
-    """The keys of ``train:`` the trainer ``framework`` reads: the shared fields, its roles, its options
-    (an unknown framework: every key, so TrainConfig names the framework)."""
+def _left_out(framework: Any) -> set[str]:
+    """The keys of ``train:`` that other trainers read and the trainer ``framework`` does not (their
+    roles and options): left out of its trials when only the top-level ``train:`` sets them. Any other
+    unknown key stays, so TrainConfig names it (an unknown framework: nothing is left out)."""
     try:
-        cls = trainer_class(framework)
+        own = {key for keys in train_keys(trainer_class(framework)) for key in keys}
     except ConfigError:
         return set()
-    return {*SHARED_FIELDS, *cls.NETWORKS, *(f.name for f in dataclasses.fields(cls.OPTIONS))}
+    others = {key for name in TRAINERS.names() for keys in train_keys(trainer_class(name)) for key in keys}
+    return others - own
 
 
 def _set_dotted(d: dict[str, Any], path: str, value: Any, where: str) -> None:
@@ -137,9 +138,8 @@ def build_train(params: StudiesParams, study: str, cell: dict[str, Any], seed: i
     for key, value in cell.items():
         _set_dotted(raw, key, value, f"studies.{study}.{section}.{key}")
     written = {k.split(".")[0] for k in [*cfg.train, *cell]}
-    reads = _declared(raw.get("framework", TrainConfig.framework))
-    if reads:
-        raw = {k: v for k, v in raw.items() if k in reads or k in written}
+    drop = _left_out(raw.get("framework", TrainConfig.framework)) - written
+    raw = {k: v for k, v in raw.items() if k not in drop}
     try:
         raw["seed"] = seed
         train_cfg = TrainConfig.from_dict(raw)

@@ -172,9 +172,7 @@ class TrainConfig:
             raise ConfigError(f"train: must be a mapping, got {raw!r}")
         raw = dict(raw)
         trainer = _trainer(raw.get("framework", cls.framework))
-        shared = [f.name for f in dataclasses.fields(cls) if f.name not in ("networks", "options")]
-        own = [f.name for f in dataclasses.fields(trainer.OPTIONS)]
-        roles = list(trainer.NETWORKS)
+        shared, own, roles = train_keys(trainer)
         unknown = sorted(set(raw) - {*shared, *own, *roles}, key=str)
         if unknown:
             raise ConfigError(f"train.{unknown[0]}: unknown key for framework {trainer.framework!r} "
@@ -197,6 +195,12 @@ class TrainConfig:
         return out
 
 
+def train_keys(trainer: type["Trainer"]) -> tuple[list[str], list[str], list[str]]:
+    """The keys of ``train:`` that ``trainer`` reads: (shared TrainConfig fields, its options, its roles)."""
+    shared = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("networks", "options")]
+    return shared, [f.name for f in dataclasses.fields(trainer.OPTIONS)], list(trainer.NETWORKS)
+
+
 def _build_options(cls: type, raw: Any) -> Any:
     if isinstance(raw, cls):
         return raw
@@ -215,10 +219,9 @@ def _network(role: str, registry: Registry, raw: Any, image_size: int) -> Any:
     config has ``image_size`` gets :attr:`TrainConfig.image_size`; another value written for the role
     is an error naming it."""
     key = f"train.{role}"
-    name = raw.get("name", registry.default) if isinstance(raw, dict) else getattr(raw, "name", raw)
-    config_cls = registry.entry(name, f"{key}.name").config if raw is not None else None
-    if raw is None:
-        config_cls = registry.entry(registry.default, f"{key}.name").config
+    name = (registry.default if raw is None else raw.get("name", registry.default) if isinstance(raw, dict)
+            else getattr(raw, "name", raw))
+    config_cls = registry.entry(name, f"{key}.name").config
     sized = config_cls is not None and "image_size" in {f.name for f in dataclasses.fields(config_cls)}
     if not sized:
         return registry.config(raw, key)
