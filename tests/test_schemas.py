@@ -50,13 +50,19 @@ def test_a_missing_column_is_named(tmp_path):
     assert not path.exists()
 
 
-def test_evaluate_and_the_end_to_end_rows_fit_the_evaluation_schema():
+def test_evaluate_and_the_end_to_end_rows_fit_the_evaluation_schema(tmp_path):
     base = {"study": "s", "role": "baseline", "trial_id": "baseline:input", "cell": "{}", "cell_label": "input",
             "seed": None, "status": "TERMINATED", "checkpoint": "", "steps": 0, "image_size": 16,
-            "data_source": "synthetic", "n_test": 4, "cpu": "x", "eval_cpu": "x", "test_psnr": 17.0}
+            "data_source": "synthetic", "n_test": 4, "cpu": "x", "eval_cpu": "x", "test_psnr": 17.0,
+            "test_lpips": math.nan, "note_lpips": "n/a: weights missing"}
     df = pd.DataFrame([base, {**base, "trial_id": "baseline:input:mask=predicted", "twin_of": "baseline:input"}])
     df["seed"] = df["seed"].astype("Int64")
-    EVAL.check(df, "eval.parquet")
+    path = tmp_path / "eval.parquet"
+    write_parquet(path, df, EVAL)                      # written: end-to-end twins and metric notes fit
+    back = pd.read_parquet(path)
+    assert back["twin_of"].tolist()[1] == "baseline:input" and back["note_lpips"].tolist()[0] == "n/a: weights missing"
+    with pytest.raises(UnmaskError, match=r"column 'lpips_note' is not in its schema"):
+        EVAL.check(df.assign(lpips_note=""), "eval.parquet")
 
 
 def test_whole_floats_count_as_integers_but_fractions_do_not(tmp_path):
