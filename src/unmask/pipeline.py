@@ -115,6 +115,15 @@ def metric_suite(sp, root: Path, study: str):
     return MetricSuite(str(weights) if weights else None, names=names, image_size=size)
 
 
+def study_trainer(sp, study: str):
+    """The trainer class of ``study``'s trials (its resolved ``train.framework``)."""
+    from unmask.studies.grid import build_train
+    from unmask.training import trainer_class
+
+    train, _ = build_train(sp, study, {}, sp.study(study).seeds[0])
+    return trainer_class(train["framework"])
+
+
 def run_evaluate(params: Params, study: str, root: Path = Path("."), progress: bool = True) -> Path:
     import torch
 
@@ -132,7 +141,8 @@ def run_evaluate(params: Params, study: str, root: Path = Path("."), progress: b
     # params.yaml (lpips_weights_dir) are relative to the project root, not to the working directory.
     table = evaluate_study(read_trials(trials), root / SPLITS_DIR / "test", cfg.test_kinds or cfg.kinds, cfg.baselines,
                            metric_suite(sp, root, study), out, n_samples=sp.reports.n_samples,
-                           device="cuda" if torch.cuda.is_available() else "cpu", progress=progress, root=root)
+                           device="cuda" if torch.cuda.is_available() else "cpu", progress=progress, root=root,
+                           trainer=study_trainer(sp, study))
     write_metrics_json(table, out / METRICS_FILE, study)
     log.info("evaluate: %s -> %s, %s", study, out / "eval.parquet", out / METRICS_FILE)
     return out

@@ -13,6 +13,7 @@ from tests.training.helpers import SIZE, make_batch
 from unmask.errors import ConfigError, UnmaskError
 from unmask.studies.trial import Unmasker, model_input
 from unmask.training import TRAINERS, TrainConfig, build_trainer, trainer_class
+from unmask.training.base import MODEL_INPUTS, OUTPUTS
 
 UNET = {"name": "unet", "depth": 3, "base_channels": 8, "norm": "batch"}
 
@@ -28,7 +29,7 @@ def test_every_trainer_declares_what_the_pipeline_asks():
     for name in TRAINERS:
         cls = trainer_class(name)
         assert cls.pairing in ("paired", "unpaired")
-        assert cls.model_input in ("image", "image+mask")
+        assert cls.model_input in MODEL_INPUTS and cls.output in OUTPUTS
         assert cls.WEIGHTS and all(isinstance(v, float) for v in cls.WEIGHTS.values())
     assert trainer_class("paired").pairing == "paired" and trainer_class("cyclegan").pairing == "unpaired"
 

@@ -18,6 +18,7 @@ class Capability(StrEnum):
     CONDITIONS = "conditions"        # takes condition maps beside the image (the hole mask, domain labels)
     ONE_CHANNEL = "one_channel"      # outputs one channel (a mask), as a segmenter needs
     CLASS_HEAD = "class_head"        # a discriminator with a domain classification head (n_classes > 0)
+    PARSES = "parses"                # outputs one logit per face-parsing label (logits(x)), as a face parser
 
 
 WHAT = {
@@ -26,4 +27,5 @@ WHAT = {
     Capability.CONDITIONS: "takes condition maps beside the image",
     Capability.ONE_CHANNEL: "outputs one channel",
     Capability.CLASS_HEAD: "has a domain classification head",
+    Capability.PARSES: "outputs one logit per parsing label",
 }

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from unmask.data.schema import PARSING_LABELS
+
 
 @dataclass(frozen=True)
 class MetricSpec:
@@ -46,6 +48,21 @@ METRIC_SPECS: list[MetricSpec] = [
     MetricSpec("pixel_acc", "pixel accuracy", True, ".4f", kind="mask"),   # a segmenter's (seed 001)
     MetricSpec("iou", "IoU", True, ".4f", kind="mask"),
     MetricSpec("dice", "Dice", True, ".4f", kind="mask"),
+    # a face parser's (seed 003): per face, then the mean over faces (unmask.metrics.parsing)
+    MetricSpec("parse_acc", "parsing pixel accuracy", True, ".4f", kind="parsing"),
+    MetricSpec("parse_miou", "parsing mIoU", True, ".4f", kind="parsing"),
+    *(MetricSpec(f"parse_iou_{label}", f"IoU {label.replace('_', ' ')}", True, ".4f", kind="parsing",
+                 shown_by_default=False) for label in PARSING_LABELS),
+    # mask-guided portrait editing (seed 003; unmask.metrics.portrait says what each measures)
+    MetricSpec("recon_l1", "recon L1", False, ".4f", kind="portrait"),
+    MetricSpec("recon_psnr", "recon PSNR (dB)", True, ".2f", kind="portrait"),
+    MetricSpec("recon_ssim", "recon SSIM", True, ".4f", kind="portrait"),
+    *(MetricSpec(f"transfer_{g}", f"transfer error {g}", False, ".4f", kind="portrait")
+      for g in ("eyes", "mouth", "skin", "hair")),
+    MetricSpec("leak", "leak", False, ".4f", kind="portrait"),
+    MetricSpec("locality", "locality (out/in)", False, ".3f", kind="portrait"),
+    MetricSpec("periocular", "periocular skin error", False, ".4f", kind="portrait"),
+    MetricSpec("kl", "KL (sum)", False, ".3g", kind="portrait", shown_by_default=False),
 ]
 SPECS: dict[str, MetricSpec] = {s.name: s for s in METRIC_SPECS}
 

@@ -31,27 +31,14 @@ from unmask.io.locations import resolve_location
 from unmask.io.named import naming
 from unmask.io.remote import local_copy
 from unmask.io.shards import arrow_reason
-from unmask.metrics import MetricSuite, aggregate, build_baseline
-from unmask.metrics.mask_baselines import MASK_BASELINES, build_mask_baseline
-from unmask.metrics.segmentation import segmentation_metrics
+from unmask.metrics import MetricSuite, aggregate
+from unmask.metrics.baseline_kinds import BaselineKind, baseline_kind, check_baselines
 from unmask.sysinfo import cpu_description
-from unmask.training import load_trainer
+from unmask.training import Trainer, load_trainer
 
 EVAL_FILE = "eval.parquet"
 SAMPLES_FILE = "samples.npz"
 REQUIRED = ("trial_id", "cell", "cell_label", "seed", "status", "checkpoint")
-
-
-def _measure(outputs: Iterable[tuple[torch.Tensor, dict[str, torch.Tensor]]],
-             metrics: MetricSuite, n_keep: int) -> tuple[dict[str, float], np.ndarray]:
-    """Mean metrics of (prediction in [-1, 1], batch) pairs; also the first ``n_keep`` predictions as uint8."""
-    per_batch, kept, n = [], [], 0
-    for pred, batch in outputs:
-        per_batch.append(metrics((pred + 1) / 2, (batch["clean"].float() + 1) / 2, mask=batch["mask"]))
-        if n < n_keep:
-            kept.append(to_uint8(pred[: n_keep - n]))
-            n += len(kept[-1])
-    return aggregate(per_batch), np.concatenate(kept) if kept else np.zeros((0, 1, 1, 3), np.uint8)
 
 
 def _measure_trainer(trainer, ds: Subset, batch_size: int, metrics: MetricSuite, n_keep: int
@@ -61,21 +48,20 @@ def _measure_trainer(trainer, ds: Subset, batch_size: int, metrics: MetricSuite,
     holds several; and the first ``n_keep`` outputs as uint8."""
     def outputs():
         for b in batches(ds, batch_size):
-            yield trainer.measure(b, metrics), lambda b=b: trainer.translate(b["occluded"], b["mask"])
+            yield trainer.measure(b, metrics), lambda b=b: trainer.translate(*trainer.inputs(b))
     return means_by_kind(outputs(), ds, n_keep)
 
 
-def _measure_mask_baseline(fn, ds: Subset, batch_size: int, n_keep: int) -> tuple[dict[str, float], np.ndarray]:
-    """A mask baseline (:mod:`unmask.metrics.mask_baselines`) measured like a segmenter: the mask
-    metrics of its map against the true mask, overall and per kind; its first maps as grey images."""
-    def outputs():
-        for b in batches(ds, batch_size):
-            found = fn((b["occluded"] + 1) / 2, b["landmarks"])
-            yield segmentation_metrics(found, b["mask"]), lambda found=found: (found * 2 - 1).expand(-1, 3, -1, -1)
-    return means_by_kind(outputs(), ds, n_keep)
+def _measure_baseline(kind: BaselineKind, name: str, ds: Subset, batch_size: int, metrics: MetricSuite,
+                      n_keep: int) -> tuple[dict[str, float], np.ndarray]:
+    """A baseline of ``kind`` measured as that kind measures it, overall and per occlusion kind; its
+    first outputs as uint8."""
+    fn = kind.names[name]
+    return means_by_kind((kind.measure(fn, b, metrics) for b in batches(ds, batch_size)), ds, n_keep,
+                         per_kind=kind.per_kind)
 
 
-def means_by_kind(outputs, ds: Subset, n_keep: int) -> tuple[dict[str, float], np.ndarray]:
+def means_by_kind(outputs, ds: Subset, n_keep: int, per_kind: bool = True) -> tuple[dict[str, float], np.ndarray]:
     """Means of per-image metric batches, overall and per occlusion kind as ``<metric>@<kind>`` when
     ``ds`` holds several kinds; and the first ``n_keep`` outputs (each batch's image thunk) as uint8."""
     per_batch, kept, n = [], [], 0
@@ -86,7 +72,7 @@ def means_by_kind(outputs, ds: Subset, n_keep: int) -> tuple[dict[str, float], n
             n += len(kept[-1])
     means = aggregate(per_batch)
     kinds = np.array([ds.dataset.kinds[i] for i in ds.indices])
-    if len(set(kinds)) > 1:
+    if per_kind and len(set(kinds)) > 1:
         for metric in per_batch[0] if per_batch else ():
             values = torch.cat([torch.as_tensor(b[metric]).double().flatten().cpu() for b in per_batch]).numpy()
             for kind in sorted(set(kinds)):
@@ -129,7 +115,7 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
                    baselines: Sequence[str], metrics: MetricSuite | None,
                    out_dir: str | os.PathLike, n_samples: int = 6, batch_size: int = 16,
                    device: str = "cpu", progress: bool = True,
-                   root: str | os.PathLike | None = None) -> pd.DataFrame:
+                   root: str | os.PathLike | None = None, trainer: type[Trainer] | None = None) -> pd.DataFrame:
     """Test metrics (``metrics``; None: every catalogue metric whose weights are in their default
     places) of every trial (from its checkpoint) and of each baseline; writes
     ``out_dir/eval.parquet`` and ``out_dir/samples.npz`` atomically and returns the table.
@@ -146,10 +132,10 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
     working directory); the table keeps them as stored.
     """
     _check_trials(trials)
-    baseline_fns = {name: (build_mask_baseline(name, key="studies.<study>.baselines"), True)
-                    if name in MASK_BASELINES else (build_baseline(name, key="studies.<study>.baselines"), False)
-                    for name in baselines}
-    fields = (*PAIRED_FIELDS, "landmarks") if any(is_mask for _, is_mask in baseline_fns.values()) else PAIRED_FIELDS
+    trainer_cls = trainer if trainer is not None else Trainer
+    kind = baseline_kind(trainer_cls.output)
+    check_baselines(baselines, trainer_cls.output, key="studies.<study>.baselines")
+    fields = tuple(dict.fromkeys([*PAIRED_FIELDS, *trainer_cls.FIELDS, *(kind.fields if baselines else ())]))
     metrics = metrics if metrics is not None else MetricSuite()
     notes = metrics.notes()
     kinds = list(kinds) if kinds else None
@@ -192,12 +178,8 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
 
     size = sample_size if sample_size is not None else _opt_int(_first(trials, "image_size", None))
     ds = dataset(size)
-    for name, (fn, is_mask) in baseline_fns.items():
-        if is_mask:
-            means, kept = _measure_mask_baseline(fn, ds, batch_size, n_samples)
-        else:
-            outputs = ((fn((b["occluded"] + 1) / 2, b["mask"]) * 2 - 1, b) for b in batches(ds, batch_size))
-            means, kept = _measure(outputs, metrics, n_samples)
+    for name in baselines:
+        means, kept = _measure_baseline(kind, name, ds, batch_size, metrics, n_samples)
         samples[f"baseline: {name}"] = kept
         rows.append({"study": study, "role": "baseline", "trial_id": f"baseline:{name}",
                      "cell": json.dumps({"baseline": name}), "cell_label": name, "seed": None,
@@ -212,7 +194,7 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
         if f"test_{m}" not in table.columns:
             table[f"test_{m}"] = np.nan
     out_dir = Path(out_dir)
-    _write_samples(out_dir / SAMPLES_FILE, ds, n_samples, samples)
+    _write_samples(out_dir / SAMPLES_FILE, ds, n_samples, samples, trainer_cls)
     EVAL.check(table, str(out_dir / EVAL_FILE))
     with atomic_path(out_dir / EVAL_FILE) as tmp, naming(out_dir / EVAL_FILE):
         table.to_parquet(tmp, index=False)
@@ -231,10 +213,10 @@ def _native_size(ds: Subset) -> int:
     return int(ds[0]["clean"].shape[-1])
 
 
-def _write_samples(path: Path, ds: Subset, n: int, outputs: dict[str, np.ndarray]) -> None:
+def _write_samples(path: Path, ds: Subset, n: int, outputs: dict[str, np.ndarray], trainer: type[Trainer]) -> None:
     n = min(n, len(ds))
     items = [ds[i] for i in range(n)]
-    arrays = {"input": to_uint8(torch.stack([it["occluded"] for it in items])),
+    arrays = {"input": to_uint8(torch.stack([trainer.inputs(it)[0] for it in items])),   # what the model is given
               "target": to_uint8(torch.stack([it["clean"] for it in items])),
               "mask": to_uint8(torch.stack([it["mask"] for it in items]) * 2 - 1),
               "labels": np.array(list(outputs), dtype=str)}

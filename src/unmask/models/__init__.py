@@ -23,6 +23,7 @@ from unmask.models.se import SEDilatedBlock, SqueezeExcitation  # noqa: F401
 from unmask.models.two_stage import TwoStage  # noqa: F401
 from unmask.models.unet import UNet, UNetConfig, count_parameters  # noqa: F401  (registers "unet")
 from unmask.models.inpainter import InpainterConfig  # noqa: F401  (registers "inpainter")
+from unmask.models.portrait import LocalEmbeddingConfig  # noqa: F401  (seed 003's families, in their own registries)
 
 __all__ = [
     "APPROACHES", "BLOCKS", "DISCRIMINATORS", "DMFB", "GENERATORS", "LAYOUTS", "Discriminator",

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from unmask.catalog.capabilities import Capability
+from unmask.data.components import N_LABELS
 from unmask.errors import ConfigError
 from unmask.models.choices import check_choice, check_int
 from unmask.models.convs import ACTIVATIONS, CONVS, NORMS, conv_norm_act
@@ -67,7 +68,7 @@ class UNetConfig:
     middle_dilation: int = 2         # dilation of the middle blocks' 3x3 conv
     se_reduction: int = 16           # SE bottleneck ratio (channels // reduction, at least 1)
     stages: int = 1                  # 1, or 2: TwoStage, stage II sees cat(stage-I input, stage-I output)
-    out_channels: int = 3            # 3: an image; 1: a mask (the segmenter), both through tanh
+    out_channels: int = 3            # 3: an image; 1: a mask (the segmenter), both through tanh; 11: a face parser's logits
 
     def __post_init__(self) -> None:
         check_int("generator.depth", self.depth, 1)
@@ -90,8 +91,9 @@ class UNetConfig:
         check_int("generator.se_reduction", self.se_reduction, 1)
         if self.stages not in (1, 2) or isinstance(self.stages, bool):
             raise ConfigError(f"generator.stages: must be 1 or 2, got {self.stages!r}")
-        if self.out_channels not in (1, 3) or isinstance(self.out_channels, bool):
-            raise ConfigError(f"generator.out_channels: must be 3 (an image) or 1 (a mask), got {self.out_channels!r}")
+        if self.out_channels not in (1, 3, N_LABELS) or isinstance(self.out_channels, bool):
+            raise ConfigError(f"generator.out_channels: must be 3 (an image), 1 (a mask) or {N_LABELS} (a face "
+                              f"parser's labels), got {self.out_channels!r}")
         if self.stages == 2 and self.out_channels != 3:
             raise ConfigError("generator.out_channels: a two-stage U-Net outputs an image (3)")
 
@@ -102,6 +104,8 @@ class UNetConfig:
             caps.discard(Capability.IMAGE_ONLY)
         if self.out_channels == 1:
             caps.add(Capability.ONE_CHANNEL)
+        if self.out_channels == N_LABELS:
+            caps.add(Capability.PARSES)
         return frozenset(caps)
 
     def widths(self) -> list[int]:
@@ -184,6 +188,10 @@ class UNet(nn.Module):
                              "instance norm outputs a constant: lower generator.depth")
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.tanh(self.logits(x, c))
+
+    def logits(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """The output before tanh (a face parser's per-label logits)."""
         self._check(x)
         h = with_conditions(x, c, self.cond_channels)
         skips = []
@@ -193,7 +201,7 @@ class UNet(nn.Module):
         h = self.middle(skips.pop())
         for up in reversed(self.up):
             h = torch.cat([up(h), skips.pop()], dim=1)
-        return torch.tanh(self.out(h))
+        return self.out(h)
 
 
 @GENERATORS.register("unet", UNetConfig, capabilities=(Capability.IMAGE_ONLY, Capability.CONDITIONS))

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from unmask.catalog.status import TrialStatus
-from unmask.metrics.mask_baselines import NOTES as BASELINE_NOTES
+from unmask.metrics.baseline_kinds import NOTES as BASELINE_NOTES
 from unmask.evaluation.summary import ahead_of_all, measured_metrics, seed_values
 from unmask.reports.compare import beats_section, noise_section
 from unmask.reports.paper import PaperTable

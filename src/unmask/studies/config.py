@@ -221,16 +221,14 @@ class StudyConfig(_Section):
     @field_validator("baselines")
     @classmethod
     def _known_baselines(cls, names: list[str], info: ValidationInfo) -> list[str]:
-        """Image baselines (telea...) fill a mask; mask baselines (lower_face) find one: a study takes
-        the kind its trainer's output is measured against."""
-        from unmask.metrics.baselines import BASELINES
-        from unmask.metrics.mask_baselines import MASK_BASELINES
+        """Image baselines (telea...) fill a mask, mask baselines (lower_face) find one, ...: a study takes
+        those of its trainer's output (:mod:`unmask.metrics.baseline_kinds`)."""
+        from unmask.metrics.baseline_kinds import BASELINE_KINDS
 
-        segments = _finds_masks(info.data.get("train") or {})
-        known, what = (MASK_BASELINES, "a segmentation") if segments else (BASELINES, "an inpainting")
+        kind = BASELINE_KINDS[_output(info.data.get("train") or {})]
         for name in names:
-            if name not in known:
-                raise ValueError(f"unknown baseline {name!r} for {what} study; choose from {', '.join(known)}")
+            if name not in kind.names:
+                raise ValueError(f"unknown baseline {name!r} for {kind.what} study; choose from {', '.join(kind.names)}")
         return names
 
     @field_validator("reference")
@@ -272,11 +270,17 @@ class StudyConfig(_Section):
         return self
 
 
-def _finds_masks(train: dict[str, Any]) -> bool:
+def _output(train: dict[str, Any]) -> str:
+    """What the trainer a study's ``train`` names outputs (``Trainer.output``; "image" when it names
+    none or an unknown one, which TrainConfig names later)."""
     from unmask.training import TRAINERS   # the package: importing it registers every trainer
 
     framework = train.get("framework")
-    return framework in TRAINERS and TRAINERS.get(framework, "train.framework").output == "mask"
+    return TRAINERS.get(framework, "train.framework").output if framework in TRAINERS else "image"
+
+
+def _finds_masks(train: dict[str, Any]) -> bool:
+    return _output(train) == "mask"
 
 
 class ReportsConfig(_Section):

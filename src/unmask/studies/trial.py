@@ -57,19 +57,21 @@ class Unmasker(nn.Module):
         for attr in ("discriminators", "optimizers", "scaler", "_params"):
             setattr(slim, attr, None)
         self.generators = trainer.generators
-        self.takes_mask = trainer.model_input == "image+mask"
+        self.takes_map = trainer.model_input != "image"
         self.__dict__["_trainer"] = slim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mask = x[:, 3:4] if self.takes_mask else None
-        return self._trainer.translate(x[:, :3], mask)
+        cond = x[:, 3:4] if self.takes_map else None
+        return self._trainer.translate(x[:, :3], cond)
 
 
-def model_input(batch: dict[str, torch.Tensor], trainer: type[Trainer] | Trainer) -> torch.Tensor:
-    """The :class:`Unmasker` input of a paired batch, as the trainer declares it."""
-    if trainer.model_input == "image+mask":
-        return torch.cat([batch["occluded"], batch["mask"]], 1)
-    return batch["occluded"]
+def model_input(batch: dict[str, torch.Tensor], trainer: Trainer) -> torch.Tensor:
+    """The :class:`Unmasker` input of a paired batch, as the trainer declares it (:meth:`Trainer.inputs`):
+    the image, and its map (the mask, or a label map) as a fourth channel."""
+    image, cond = trainer.inputs(batch)
+    if cond is None:
+        return image
+    return torch.cat([image, (cond if cond.dim() == 4 else cond[:, None]).to(image.dtype)], 1)
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -80,8 +82,9 @@ def _to_uint8(x: torch.Tensor) -> np.ndarray:
 
 def sample_grid(trainer: Trainer, batch: dict[str, torch.Tensor]) -> np.ndarray:
     """Rows: occluded input, output, clean target (uint8 RGB)."""
-    out = trainer.translate(batch["occluded"], batch.get("mask"))
-    return np.concatenate([_to_uint8(batch["occluded"]), _to_uint8(out), _to_uint8(batch["clean"])], 0)
+    image, cond = trainer.inputs(batch)
+    out = trainer.translate(image, cond)
+    return np.concatenate([_to_uint8(image), _to_uint8(out), _to_uint8(batch["clean"])], 0)
 
 
 def trial_datasets(trial: dict[str, Any], cfg: TrainConfig, data_root: Path):

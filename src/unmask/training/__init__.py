@@ -11,6 +11,8 @@ from unmask.training.seeding import rng_state, seed_everything, set_rng_state
 # trainer families (each registers itself)
 from unmask.training.cyclegan import CycleGANTrainer  # noqa: E402
 from unmask.training.paired import PairedInpaintingTrainer  # noqa: E402
+from unmask.training.parser import ParserTrainer  # noqa: E402
+from unmask.training.portrait import PortraitTrainer  # noqa: E402
 from unmask.training.segmenter import SegmenterTrainer  # noqa: E402
 from unmask.training.stargan import StarGANTrainer  # noqa: E402
 

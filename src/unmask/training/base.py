@@ -47,6 +47,8 @@ from unmask.training.checkpoint import CheckpointError, load_state, save_state
 from unmask.training.config import NoOptions, Role, TrainConfig
 from unmask.training.seeding import rng_state, seed_everything, set_rng_state
 
+MODEL_INPUTS = ("image", "image+mask", "image+parsing")   # what a trained model takes (the map as a 4th channel)
+OUTPUTS = ("image", "mask", "parsing", "portrait")          # what it gives: the baselines beside it are of that kind
 Batch = dict[str, Tensor]
 Callback = Callable[[int, dict[str, float]], None]
 CHECKPOINT_NAME = "last.pt"
@@ -89,11 +91,16 @@ class Phase:
     interval: int = 1
     start: int = 0
     stop: int | None = None
+    at: int | None = None      # due when (step - start) % interval == at; None: interval - 1
 
     def due(self, step: int) -> bool:
-        """Whether this phase updates in step ``step`` (0-based: the step about to be taken)."""
+        """Whether this phase updates in step ``step`` (0-based: the step about to be taken): inside
+        ``[start, stop)`` and on the ``at``-th step of every ``interval`` counted from ``start`` (by
+        default the last, so ``interval`` 5 from step 0 updates at steps 4, 9, ...; two phases with
+        ``interval`` 2 and ``at`` 0 and 1 alternate)."""
+        at = self.interval - 1 if self.at is None else self.at
         return (self.start <= step and (self.stop is None or step < self.stop)
-                and (step + 1) % self.interval == 0)
+                and (step - self.start) % self.interval == at)
 
 
 def resolve_weights(cls: type["Trainer"], overrides: dict[str, float]) -> dict[str, float]:
@@ -126,9 +133,9 @@ class Trainer:
     framework: ClassVar[str] = ""
     pairing: ClassVar[str] = "unpaired"          # "paired" | "unpaired"
     FIELDS: ClassVar[tuple[str, ...]] = ("occluded", "clean", "mask")   # what its training batches hold
-    model_input: ClassVar[str] = "image"         # "image" | "image+mask"
+    model_input: ClassVar[str] = "image"         # one of MODEL_INPUTS
     WEIGHTS: ClassVar[dict[str, float]] = {}     # loss term -> default weight
-    output: ClassVar[str] = "image"              # what translate gives: "image" (or "mask", a segmenter)
+    output: ClassVar[str] = "image"              # one of OUTPUTS: what translate gives ("mask": a segmenter)
     REQUIRED_METRICS: ClassVar[tuple[str, ...]] = (   # test metrics that must be finite (else: diverged)
         "l1", "l2", "psnr", "ssim", "l1_masked", "l2_masked", "psnr_masked")
     SELECT_BY: ClassVar[str] = "val_psnr"        # the champion's metric (its direction: unmask.catalog.metrics; never a test one)
@@ -230,6 +237,12 @@ class Trainer:
     def _translate(self, occluded: Tensor, mask: Tensor | None) -> Tensor:
         """occluded -> clean (on device, inside no_grad/eval/autocast)."""
         raise NotImplementedError
+
+    @classmethod
+    def inputs(cls, batch: Batch) -> tuple[Tensor, Tensor | None]:
+        """What :meth:`translate` takes of a test batch (its sample figures and exported model too):
+        the occluded face and, for a model whose ``model_input`` is ``image+mask``, the mask."""
+        return batch["occluded"], batch.get("mask") if cls.model_input != "image" else None
 
     # ------------------------------------------------------------------ helpers for subclasses
     def _adam(self, params: list[nn.Parameter], lr: float) -> torch.optim.Adam:
