@@ -99,6 +99,14 @@ def run_sweep(params: Params, study: str, root: Path = Path("."), progress: bool
                      progress=progress, root=root, data_source=params.data.source)
 
 
+def _first_trial(sp, study: str):
+    """The first trial of ``study`` as its sweep expands it (a grid cell's train, not the study's bare
+    ``train``, which may not be a valid configuration alone: seed004_losses sets its weights per cell)."""
+    from unmask.studies.grid import expand_study
+
+    return expand_study(sp, study)[0]
+
+
 def metric_suite(sp, root: Path, study: str):
     """The metrics the evaluate stages compute for ``study``: those that need no weights, plus the
     weighted ones shown by default and those its ``metrics`` list names, with weights from
@@ -106,22 +114,19 @@ def metric_suite(sp, root: Path, study: str):
     study's image size."""
     from unmask.catalog.metrics import DEFAULT_SHOWN
     from unmask.metrics import MetricSuite
-    from unmask.studies.grid import build_train
 
     weights = _under_root(sp.reports.lpips_weights_dir, root)
     cfg = sp.study(study)
-    _, size = build_train(sp, study, {}, cfg.seeds[0])
+    size = _first_trial(sp, study)["image_size"]
     names = [*DEFAULT_SHOWN, *(cfg.metrics or [])]   # every study measures the default ones (LPIPS)
     return MetricSuite(str(weights) if weights else None, names=names, image_size=size)
 
 
 def study_trainer(sp, study: str):
     """The trainer class of ``study``'s trials (its resolved ``train.framework``)."""
-    from unmask.studies.grid import build_train
     from unmask.training import trainer_class
 
-    train, _ = build_train(sp, study, {}, sp.study(study).seeds[0])
-    return trainer_class(train["framework"])
+    return trainer_class(_first_trial(sp, study)["train"]["framework"])
 
 
 def run_evaluate(params: Params, study: str, root: Path = Path("."), progress: bool = True) -> Path:

@@ -67,3 +67,18 @@ def test_a_baseline_of_another_output_is_refused_naming_the_key():
     with pytest.raises(ConfigError, match="studies.s.baselines: unknown baseline 'telea' for a portrait-editing"):
         check_baselines(["telea"], "portrait", key="studies.s.baselines")
     assert set(BASELINE_KINDS) == {"image", "mask", "parsing", "portrait"}
+
+
+def test_fid_without_its_inception_weights_is_na_and_a_damaged_file_is_one_line(tmp_path, monkeypatch):
+    from unmask.errors import UnmaskError
+    from unmask.metrics import MetricSuite
+    from unmask.metrics.fid import INCEPTION_FILE, load_fid
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    suite = MetricSuite(str(tmp_path), names=["fid"])
+    assert suite.asked == ("fid",) and not suite.set_level
+    assert suite.notes() == {"note_fid": suite.unavailable["fid"]}
+    assert suite.unavailable["fid"].startswith("n/a: Inception weights missing")
+    (tmp_path / INCEPTION_FILE).write_bytes(b"not a checkpoint")
+    with pytest.raises(UnmaskError, match=f"{INCEPTION_FILE}: not a readable Inception checkpoint"):
+        load_fid(str(tmp_path))

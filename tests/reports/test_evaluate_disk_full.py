@@ -30,4 +30,4 @@ def test_no_space_left_during_evaluate_names_eval_parquet_and_keeps_the_old_one(
         evaluate_study(trials, splits / "test", None, ["input"], None, out, n_samples=1, progress=False)
     assert os_error_line(e.value) == f"cannot write {out / 'eval.parquet'}: No space left on device"
     assert (out / "eval.parquet").read_bytes() == b"the last good table"
-    assert sorted(p.name for p in out.iterdir()) == ["eval.parquet", "samples.npz"]   # no temporary left
+    assert sorted(p.name for p in out.iterdir()) == ["eval.parquet", "figures.npz", "samples.npz"]   # no temporary left

@@ -34,7 +34,7 @@ def test_defaults_without_sections():
     ({"studies": {"t3": {"train": {"framework": "pix2pix"}}}}, "studies.t3.train.framework: unknown"),
     ({"studies": {"t3": {"seeds": []}}}, "studies.t3.seeds:"),
     ({"studies": {"t3": {"titel": "x"}}}, "studies.t3.titel: unknown key"),
-    ({"studies": {"t3": {"metrics": ["psnr", "fid"]}}}, "studies.t3.metrics: unknown metric 'fid'"),
+    ({"studies": {"t3": {"metrics": ["psnr", "kid"]}}}, "studies.t3.metrics: unknown metric 'kid'"),
     ({"studies": {"t3": {"metrics": []}}}, "studies.t3.metrics: list at least one metric"),
     ({"sweep": {"max_concurent": 2}}, "sweep.max_concurent: unknown key"),
     ({"sweep": {"resources": {"cpu": 0}}}, "sweep.resources.cpu:"),

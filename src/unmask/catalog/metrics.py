@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from unmask.data.schema import PARSING_LABELS
+from unmask.catalog.parsing import PARSING_LABELS
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class MetricSpec:
     needs_weights: Optional[str] = None   # the pretrained weights it is computed with
     kind: str = "image"             # "image": an image trainer's; "mask": a segmenter's
     reference: bool = True          # compares the output with the true face (False: scores the output alone)
+    per_image: bool = True          # False: a distance between sets of images (FID), computed over a whole test set
 
     def format(self, value: float) -> str:
         return format(value, self.fmt)
@@ -63,6 +64,15 @@ METRIC_SPECS: list[MetricSpec] = [
     MetricSpec("locality", "locality (out/in)", False, ".3f", kind="portrait"),
     MetricSpec("periocular", "periocular skin error", False, ".4f", kind="portrait"),
     MetricSpec("kl", "KL (sum)", False, ".3g", kind="portrait", shown_by_default=False),
+    # the outputs parsed by a held-out parser (a study's scored_by), against the map they were made on
+    MetricSpec("parse_self_miou", "parsing mIoU, self-reconstruction", True, ".4f", kind="portrait",
+               shown_by_default=False),
+    MetricSpec("parse_swap_miou", "parsing mIoU, all components swapped", True, ".4f", kind="portrait",
+               shown_by_default=False),
+    MetricSpec("parse_edit_miou", "parsing mIoU, edited map", True, ".4f", kind="portrait", shown_by_default=False),
+    # test faces against their self-reconstructions (the thesis's Table 4.1), over the whole test set
+    MetricSpec("fid", "FID", False, ".2f", kind="portrait", shown_by_default=False, per_image=False,
+               needs_weights="pt_inception-2015-12-05-6726825d.pth (pytorch-fid's Inception)"),
 ]
 SPECS: dict[str, MetricSpec] = {s.name: s for s in METRIC_SPECS}
 

@@ -19,4 +19,5 @@ PAPER_TABLES: tuple[str, ...] = (
     "paper_seed001_conv_type",
     "paper_seed004_table2",
     "paper_seed004_table3",
+    "paper_seed003_table41",
 )

@@ -157,3 +157,34 @@ def rasterise_parsing(landmarks, size: int):
     fill(np.concatenate([lm[54:60], lm[48:49], lm[60:61], lm[67:63:-1]]), 9)   # lower lip
     fill(lm[60:68], 8)                                 # inner mouth
     return out
+
+
+PALETTE = torch.tensor([[0, 0, 0], [230, 180, 150], [120, 70, 30], [150, 90, 40], [40, 120, 255], [0, 200, 255],
+                        [255, 140, 0], [220, 30, 60], [90, 0, 40], [255, 90, 120], [110, 60, 160]],
+                       dtype=torch.float32)
+"""A colour per label for figures (background black, skin, brows brown, eyes blue, nose orange, lips red, hair purple)."""
+
+
+def colour_map(labels: Tensor) -> Tensor:
+    """(B, H, W) labels -> (B, 3, H, W) in [-1, 1], :data:`PALETTE` colours."""
+    return (PALETTE[labels.long().clamp(0, N_LABELS - 1).cpu()].permute(0, 3, 1, 2) / 127.5 - 1)
+
+
+def edit_map(target_map: Tensor, donor_map: Tensor, comp: Component) -> Tensor:
+    """``target_map`` with ``comp``'s labels replaced by the donor's: the target's labels of the component
+    become skin, and the donor's component (its window around the donor's centre) is written at the
+    target's centre: another face's mouth or eyes on this face (Figs. 4.8-4.10)."""
+    out = target_map.clone()
+    inside = component_mask(target_map, comp)[:, 0] > 0
+    out[inside] = 1
+    size = target_map.shape[-1]
+    shape = window(comp, size)
+    donor = crop(donor_map[:, None].float(), centres(donor_map, comp), shape)[:, 0].long()
+    tl = corner(centres(target_map, comp), shape, target_map.shape[-2:]).tolist()
+    for i, (t, l) in enumerate(tl):
+        region = out[i, t:t + shape[0], l:l + shape[1]]
+        keep = torch.zeros_like(donor[i], dtype=torch.bool)
+        for label in comp.labels:
+            keep |= donor[i] == label
+        region[keep] = donor[i][keep]
+    return out

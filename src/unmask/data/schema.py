@@ -11,10 +11,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 # The 11 parsing labels (seed 003, Table 3.1); CelebAMask-HQ's 19 labels map onto these.
-PARSING_LABELS = (
-    "background", "skin", "left_brow", "right_brow", "left_eye", "right_eye",
-    "nose", "upper_lip", "inner_mouth", "lower_lip", "hair",
-)
+from unmask.catalog.parsing import PARSING_LABELS  # noqa: E402  (the labels' one definition)
 N_LANDMARKS = 68
 
 _LANDMARKS = pa.list_(pa.float32())

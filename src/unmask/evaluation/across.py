@@ -7,6 +7,9 @@
 * ``end_to_end.parquet`` + ``end_to_end.json`` + ``end_to_end_stages.npz``: ``other`` is the study's
   ``mask_from``: every finished mask-taking trial and every baseline given the segmenter's predicted
   mask, the segmenter's own scores and the columns of the stages figure (:mod:`.end_to_end`).
+* ``parsing.parquet`` + ``parsing.json``: ``other`` is the study's ``scored_by``: every finished trial's
+  and baseline's outputs parsed by that study's champion, and its score on the real faces
+  (:mod:`.parsing_consistency`).
 
 Each stage's DVC deps name the other study's trials table, champion and checkpoints, so a re-trained
 champion re-measures here and nothing else.
@@ -27,6 +30,7 @@ from unmask.errors import UnmaskError
 from unmask.evaluation.champions import measure_champions
 from unmask.evaluation.end_to_end import EndToEnd, measure_end_to_end
 from unmask.evaluation.evaluate import EVAL_FILE
+from unmask.evaluation.parsing_consistency import measure_parsing_consistency
 from unmask.io.atomic import atomic_path, write_text
 from unmask.io.named import naming
 from unmask.metrics import MetricSuite
@@ -36,6 +40,8 @@ CHAMPION_FILE = "champion.parquet"
 E2E_FILE = "end_to_end.parquet"
 E2E_INFO_FILE = "end_to_end.json"
 E2E_STAGES_FILE = "end_to_end_stages.npz"
+PARSING_FILE = "parsing.parquet"
+PARSING_INFO_FILE = "parsing.json"
 
 
 def across_dir(results_dir: str | os.PathLike, study: str, other: str) -> Path:
@@ -65,7 +71,30 @@ def measure_across(name: str, study: Any, other: str, results_dir: str | os.Path
             {"segmenter": e2e.segmenter, "segmentation": e2e.segmentation}, indent=2) + "\n")
         written.append(out_dir / E2E_INFO_FILE)
         written.append(_write_stages(e2e.stages, out_dir / E2E_STAGES_FILE))
+    if other == getattr(study, "scored_by", None):
+        eval_path = results_dir / name / EVAL_FILE
+        if not eval_path.is_file():
+            raise UnmaskError(f"{eval_path}: missing; run the evaluate stage for study {name!r} first")
+        rows, summary = measure_parsing_consistency(pd.read_parquet(eval_path), other, results_dir, test_dir,
+                                                    study.test_kinds or study.kinds, root)
+        with atomic_path(out_dir / PARSING_FILE) as tmp, naming(out_dir / PARSING_FILE):
+            rows.to_parquet(tmp, index=False)
+        write_text(out_dir / PARSING_INFO_FILE, json.dumps(summary, indent=2) + "\n")
+        written += [out_dir / PARSING_FILE, out_dir / PARSING_INFO_FILE]
     return written
+
+
+def load_parsing(out_dir: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """What :mod:`.parsing_consistency` wrote: the rows (by ``trial_id``) and the scorer's summary."""
+    out_dir = Path(out_dir)
+    rows = _read_parquet(out_dir / PARSING_FILE)
+    info_path = out_dir / PARSING_INFO_FILE
+    try:
+        return rows, json.loads(info_path.read_text())
+    except FileNotFoundError:
+        raise UnmaskError(f"{info_path}: missing; {_RUN}") from None
+    except (OSError, ValueError) as err:
+        raise UnmaskError(f"{info_path}: not a parsing summary ({err})") from None
 
 
 def load_champions(results_dir: str | os.PathLike, name: str, others: Iterable[str]) -> pd.DataFrame:

@@ -34,10 +34,11 @@ from unmask.io.shards import arrow_reason
 from unmask.metrics import MetricSuite, aggregate
 from unmask.metrics.baseline_kinds import BaselineKind, baseline_kind, check_baselines
 from unmask.sysinfo import cpu_description
-from unmask.training import Trainer, load_trainer
+from unmask.training import Trainer, load_trainer, trainer_class
 
 EVAL_FILE = "eval.parquet"
 SAMPLES_FILE = "samples.npz"
+FIGURES_FILE = "figures.npz"     # a trainer's own figures (Trainer.figure_columns), per cell; empty when none
 REQUIRED = ("trial_id", "cell", "cell_label", "seed", "status", "checkpoint")
 
 
@@ -50,6 +51,18 @@ def _measure_trainer(trainer, ds: Subset, batch_size: int, metrics: MetricSuite,
         for b in batches(ds, batch_size):
             yield trainer.measure(b, metrics), lambda b=b: trainer.translate(*trainer.inputs(b))
     return means_by_kind(outputs(), ds, n_keep)
+
+
+def _set_level(trainer, ds: Subset, batch_size: int, metrics: MetricSuite) -> dict[str, float]:
+    """The suite's set-level metrics (FID) of the trainer's outputs against the true faces, over all of ``ds``."""
+    if not metrics.set_level:
+        return {}
+    outs, reals = [], []
+    for b in batches(ds, batch_size):
+        outs.append((trainer.translate(*trainer.inputs(b)).float().cpu() + 1) / 2)
+        reals.append((b["clean"].float() + 1) / 2)
+    fake, real = torch.cat(outs), torch.cat(reals)
+    return {name: fn(fake, real) for name, fn in metrics.set_level.items()}
 
 
 def _measure_baseline(kind: BaselineKind, name: str, ds: Subset, batch_size: int, metrics: MetricSuite,
@@ -116,6 +129,7 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
                    out_dir: str | os.PathLike, n_samples: int = 6, batch_size: int = 16,
                    device: str = "cpu", progress: bool = True,
                    root: str | os.PathLike | None = None, trainer: type[Trainer] | None = None) -> pd.DataFrame:
+    # trainer: the study's trainer class (its output picks the baselines' kind; None: the trials' framework)
     """Test metrics (``metrics``; None: every catalogue metric whose weights are in their default
     places) of every trial (from its checkpoint) and of each baseline; writes
     ``out_dir/eval.parquet`` and ``out_dir/samples.npz`` atomically and returns the table.
@@ -132,7 +146,10 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
     working directory); the table keeps them as stored.
     """
     _check_trials(trials)
-    trainer_cls = trainer if trainer is not None else Trainer
+    if trainer is None:   # the trials' own framework (every trial of a study has one)
+        frameworks = trials["framework"].dropna() if "framework" in trials.columns else pd.Series([], dtype=str)
+        trainer = trainer_class(str(frameworks.iloc[0])) if len(frameworks) else Trainer
+    trainer_cls = trainer
     kind = baseline_kind(trainer_cls.output)
     check_baselines(baselines, trainer_cls.output, key="studies.<study>.baselines")
     fields = tuple(dict.fromkeys([*PAIRED_FIELDS, *trainer_cls.FIELDS, *(kind.fields if baselines else ())]))
@@ -151,6 +168,7 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
 
     rows: list[dict] = []
     samples: dict[str, np.ndarray] = {}
+    figures: list[tuple[str, np.ndarray]] = []
     sample_size: int | None = None
     for _, t in tqdm(list(trials.iterrows()), desc=f"evaluate {study}", unit="trial", disable=None if progress else True):
         row = {"study": study, "role": "trial", "trial_id": str(t["trial_id"]), "cell": t["cell"],
@@ -171,9 +189,15 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
             ds = dataset(size)
             keep = n_samples if size == sample_size and t["cell_label"] not in samples else 0
             means, kept = _measure_trainer(trainer, ds, batch_size, metrics, keep)
+            means.update(_set_level(trainer, ds, batch_size, metrics))
             row.update({f"test_{k}": v for k, v in means.items()}, n_test=len(ds))
             if keep:
                 samples[t["cell_label"]] = kept
+                columns = getattr(trainer, "figure_columns", None)
+                if columns is not None:
+                    first = next(iter(batches(ds, n_samples)))
+                    figures += [(f"{t['cell_label']}\t{fig}\t{col}", to_uint8(images))
+                                for fig, col, images in columns(first, n_samples)]
         rows.append(row)
 
     size = sample_size if sample_size is not None else _opt_int(_first(trials, "image_size", None))
@@ -195,6 +219,7 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
             table[f"test_{m}"] = np.nan
     out_dir = Path(out_dir)
     _write_samples(out_dir / SAMPLES_FILE, ds, n_samples, samples, trainer_cls)
+    _write_figures(out_dir / FIGURES_FILE, figures)
     EVAL.check(table, str(out_dir / EVAL_FILE))
     with atomic_path(out_dir / EVAL_FILE) as tmp, naming(out_dir / EVAL_FILE):
         table.to_parquet(tmp, index=False)
@@ -223,6 +248,29 @@ def _write_samples(path: Path, ds: Subset, n: int, outputs: dict[str, np.ndarray
     arrays.update({f"out_{i}": out[:n] for i, out in enumerate(outputs.values())})
     with atomic_path(path) as tmp, naming(path), open(tmp, "wb") as f:
         np.savez_compressed(f, **arrays)
+
+
+def _write_figures(path: Path, figures: list[tuple[str, np.ndarray]]) -> None:
+    arrays = {"labels": np.array([label for label, _ in figures], dtype=str)}
+    arrays.update({f"col_{i}": images for i, (_, images) in enumerate(figures)})
+    with atomic_path(path) as tmp, naming(path), open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
+def load_figures(path: str | os.PathLike) -> dict[str, dict[str, list[tuple[str, np.ndarray]]]]:
+    """``figures.npz`` as cell label -> figure name -> [(column label, images (N, H, W, 3) uint8)]
+    (empty when the file is absent: a study whose trainer draws no figures of its own)."""
+    out: dict[str, dict[str, list[tuple[str, np.ndarray]]]] = {}
+    if not Path(path).is_file():
+        return out
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            for i, label in enumerate(str(s) for s in z["labels"]):
+                cell, fig, col = label.split("\t")
+                out.setdefault(cell, {}).setdefault(fig, []).append((col, z[f"col_{i}"]))
+    except (OSError, KeyError, ValueError) as err:
+        raise UnmaskError(f"{path}: not a figures file ({str(err).splitlines()[0]})") from None
+    return out
 
 
 def load_samples(path: str | os.PathLike) -> dict[str, np.ndarray | list[str]]:

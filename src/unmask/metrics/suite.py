@@ -15,7 +15,8 @@ MetricUnavailable`` whose callable maps (pred01, target01) -- or pred01 alone fo
 (``reference=False``) -- to per-image values (B,).
 
 Which weighted metrics a suite asks for: those its ``names`` list (a study's ``metrics``), else those a
-report shows by default (LPIPS). Each asked one that cannot be computed gets a ``note_<metric>`` with
+report shows by default (LPIPS). A set-level metric (``per_image`` False: FID) is not computed per
+batch; its loaded object is in :attr:`MetricSuite.set_level` for evaluation to apply to a whole test set. Each asked one that cannot be computed gets a ``note_<metric>`` with
 its reason in every row measured with the suite (:meth:`MetricSuite.notes`), and NaN as its value.
 """
 
@@ -28,6 +29,7 @@ from torch import Tensor
 from unmask.catalog.metrics import METRIC_SPECS, SPECS
 from unmask.catalog.schemas import NOTE
 from unmask.metrics.image import compute_metrics
+from unmask.metrics.fid import load_fid
 from unmask.metrics.lpips_metric import MetricUnavailable, load_lpips
 from unmask.metrics.no_reference import load_no_reference
 
@@ -36,6 +38,7 @@ WEIGHTED: dict[str, Loader] = {   # metric name -> loader of its weights
     "lpips": lambda weights_dir, image_size: load_lpips(weights_dir),
     "niqe": lambda weights_dir, image_size: load_no_reference("niqe", weights_dir, image_size=image_size),
     "brisque": lambda weights_dir, image_size: load_no_reference("brisque", weights_dir, image_size=image_size),
+    "fid": lambda weights_dir, image_size: load_fid(weights_dir),    # set-level (per_image False)
 }
 
 
@@ -51,16 +54,19 @@ class MetricSuite:
         wanted = None if names is None else set(names)
         self.weights_dir = weights_dir
         self.asked: tuple[str, ...] = tuple(
-            s.name for s in METRIC_SPECS if s.needs_weights is not None and s.kind == "image"
-            and (s.shown_by_default if wanted is None else s.name in wanted))
+            s.name for s in METRIC_SPECS if s.needs_weights is not None
+            and (s.shown_by_default and s.kind == "image" if wanted is None else s.name in wanted))
         self.unavailable: dict[str, str] = {}             # metric -> why it is not computed ("n/a: ...")
         self._weighted: dict[str, Callable[..., Tensor]] = {}
+        self.set_level: dict[str, Callable[[Tensor, Tensor], float]] = {}   # FID: over a whole test set
         for name in self.asked:
             loaded = WEIGHTED[name](weights_dir, image_size)
             if isinstance(loaded, MetricUnavailable):
                 self.unavailable[name] = loaded.reason
-            else:
+            elif SPECS[name].per_image:
                 self._weighted[name] = loaded
+            else:
+                self.set_level[name] = loaded
 
     @classmethod
     def none(cls) -> "MetricSuite":

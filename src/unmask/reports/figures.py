@@ -23,9 +23,9 @@ import pandas as pd  # noqa: E402
 
 from unmask.errors import UnmaskError  # noqa: E402
 from unmask.io.atomic import atomic_path, write_text  # noqa: E402
-from unmask.evaluation.evaluate import EVAL_FILE, SAMPLES_FILE, load_samples  # noqa: E402
+from unmask.evaluation.evaluate import EVAL_FILE, FIGURES_FILE, SAMPLES_FILE, load_figures, load_samples  # noqa: E402
 from unmask.reports.paper import paper_table  # noqa: E402
-from unmask.evaluation.across import across_dir, load_champions, load_end_to_end  # noqa: E402
+from unmask.evaluation.across import across_dir, load_champions, load_end_to_end, load_parsing  # noqa: E402
 from unmask.reports.across import champions_section, end_to_end_section  # noqa: E402
 from unmask.reports.tables import (  # noqa: E402
     METRICS,
@@ -183,6 +183,40 @@ def _search_headline(trials: pd.DataFrame, search: Mapping[str, Any]) -> str:
             f"{best['cell_label']} ({best[metric]:.4g})")
 
 
+FIGURE_CAPTIONS = {
+    "swaps": "target, source (the next test face), the self-reconstruction, every component from the source "
+             "(mask-to-face on the target's map), then one component group at a time (the thesis's Figs. 4.11, 4.13)",
+    "mask_to_face": "each test face as the source of the first face's map and background (Fig. 4.7)",
+    "edited": "the target's map with the source's mouth, then its eyes, at the target's centres, and the face "
+              "generated on each (Figs. 4.8-4.10)",
+}
+
+
+def trainer_figures(own: Mapping[str, Mapping[str, list]], reference: str | None, reports_dir: Path,
+                    name: str) -> tuple[list[Path], list[str]]:
+    """A trainer's own figures (evaluate's ``figures.npz``): each figure of the reference cell (the
+    first cell when none is named), and the skin-only swap of every cell side by side (the thesis's
+    Figs. 4.13 / 4.14: original vs eye mask)."""
+    cell = reference if reference in own else next(iter(own))
+    written, lines = [], []
+    for fig, columns in own[cell].items():
+        path = reports_dir / f"{name}_{fig}.png"
+        written.append(image_grid(columns, path))
+        lines += ["", f"![{fig}: {FIGURE_CAPTIONS.get(fig, fig)}; configuration {cell}]({path.name})",
+                  "", f"*{fig}*: {FIGURE_CAPTIONS.get(fig, fig)}; configuration `{cell}`, first seed."]
+    skin = [(c, dict(figs["swaps"])) for c, figs in own.items() if "swaps" in figs]
+    if len(skin) > 1 and all("skin from source" in cols for _, cols in skin):
+        first = skin[0][1]
+        columns = [("target", first["target"]), ("source", first["source"])]
+        columns += [(f"skin from source: {c}", cols["skin from source"]) for c, cols in skin]
+        path = reports_dir / f"{name}_skin_swap.png"
+        written.append(image_grid(columns, path))
+        lines += ["", f"![skin-only swap per configuration]({path.name})", "",
+                  "*skin swap*: only the skin embedding from the source, per configuration (first seed): with "
+                  "unmasked eye windows the skin around the eyes should stay the target's (the thesis, 4.5.1)."]
+    return written, lines
+
+
 def _with_twins(eval_df: pd.DataFrame, twins: pd.DataFrame) -> pd.DataFrame:
     """``eval_df`` with the end-to-end rows after its trials and after its baselines, respectively."""
     parts = [eval_df[eval_df["role"] == "trial"], twins[twins["role"] == "trial"],
@@ -239,7 +273,18 @@ def write_reports(results_dir: str | os.PathLike, reports_dir: str | os.PathLike
             if meta.get("mask_from"):
                 e2e = load_end_to_end(across_dir(results_dir, name, meta["mask_from"]))
                 eval_df = _with_twins(eval_df, e2e.rows)
+            scored = None
+            if meta.get("scored_by"):
+                rows, scored = load_parsing(across_dir(results_dir, name, meta["scored_by"]))
+                eval_df = eval_df.drop(columns=[c for c in rows.columns if c != "trial_id" and c in eval_df]).merge(
+                    rows, on="trial_id", how="left")
             page = [study_table(eval_df, meta, paper)]
+            if scored is not None:
+                page += ["", f"Parsing mIoU rows: the outputs parsed by `{scored['scorer']}` (the champion of "
+                         f"`{meta['scored_by']}`, never a loss), against the map each was generated on; that parser "
+                         f"scores {scored['real_miou']:.4f} mIoU ({scored['real_acc']:.4f} pixel accuracy) on the "
+                         f"{scored['n_test']} real test faces, the ceiling. Swap: every component from the next test "
+                         "face; edited: the target's map with that face's mouth and eyes at the target's centres."]
             if meta.get("champions"):
                 page += champions_section(load_champions(results_dir, name, meta["champions"]), eval_df, shown_metrics(eval_df, meta), METRICS,
                                           _fmt)
@@ -254,6 +299,11 @@ def write_reports(results_dir: str | os.PathLike, reports_dir: str | os.PathLike
             written.append(comparison_figure(study_dir / SAMPLES_FILE, reports_dir / f"{name}.png",
                                              target="mask" if finds_masks else "image"))
             page += ["", f"![input, target and each configuration's output on the same test faces]({name}.png)"]
+        own = load_figures(study_dir / FIGURES_FILE)
+        if own:
+            written_figs, lines = trainer_figures(own, meta.get("reference_cell"), reports_dir, name)
+            written += written_figs
+            page += lines
         if (study_dir / CURVES_FILE).is_file():
             written.append(learning_curves(study_dir / CURVES_FILE, reports_dir / f"{name}_curves.png",
                                            _trial_labels(study_dir)))

@@ -276,7 +276,7 @@ def study_table(eval_df: pd.DataFrame, study_meta: Mapping[str, Any], paper: Pap
               "among our configurations is in **bold** (↓ lower is better, ↑ higher is better); † marks a "
               "configuration ahead of every other configuration beyond seed noise (each of its seeds better than "
               "every seed of each other configuration, see below). A bold mean without † may be noise. Baselines "
-              "involve no training (they fill the mask, or for a segmenter find it). Masked metrics average over "
+              "involve no training (each is described below the table, where it is not a classical inpainter). Masked metrics average over "
               "the occluded pixels only. Parameters count "
               "every network the configuration trains (CycleGAN: both generators and both critics), at this "
               "image size."]
@@ -288,7 +288,7 @@ def study_table(eval_df: pd.DataFrame, study_meta: Mapping[str, Any], paper: Pap
                   + (f" {paper.note}" if paper.note else "")]
         for what, why in paper.not_run:
             lines += ["", f"Not run: {what}: {why}"]
-    lines += beats_section(eval_df, metrics)
+    lines += beats_section(eval_df, [m for m in study_meta.get("beats") or metrics if m in metrics])
     lines += noise_section(eval_df, metrics, study_meta.get("reference_cell"),
                            f"studies.{study_meta.get('name', '<study>')}.reference_cell")
     lines += _footnotes(missing)

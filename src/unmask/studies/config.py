@@ -183,6 +183,7 @@ class StudyConfig(_Section):
     reference: Optional[str] = None        # a published table (unmask.catalog.papers; its numbers: reports)
     search: Optional[SearchConfig] = None  # tune instead of tabulate (then no grid, one seed)
     metrics: Optional[list[str]] = None    # test metrics the report shows, in this order (None: all)
+    beats: Optional[list[str]] = None      # those its beats-the-baselines table compares (None: metrics)
     reference_cell: Optional[str] = None   # cell label the report compares every other cell with
     # beyond seed noise (e.g. "generator.approach=normal"; None: the first cell)
     per_kind: bool = False                  # the report also breaks each metric down by occlusion kind
@@ -190,6 +191,8 @@ class StudyConfig(_Section):
     # stage measures on this study's test images (seed 004's Table 1 against seeds 000 and 002)
     mask_from: Optional[str] = None         # a segmentation study: evaluate_across also measures every
     # configuration and baseline given the mask its champion predicts (seed 001 end to end)
+    scored_by: Optional[str] = None         # a face-parsing study: evaluate_across parses every
+    # configuration's and baseline's outputs with its champion, a parser never used as a loss (seed 003)
 
     @field_validator("seeds")
     @classmethod
@@ -199,7 +202,7 @@ class StudyConfig(_Section):
             raise ValueError(f"seed {twice[0]} is listed twice; each seed is one trial of every cell")
         return seeds
 
-    @field_validator("metrics")
+    @field_validator("metrics", "beats")
     @classmethod
     def _known_metrics(cls, metrics: Optional[list[str]]) -> Optional[list[str]]:
         for m in metrics or []:
@@ -212,11 +215,16 @@ class StudyConfig(_Section):
     def reads(self) -> list[str]:
         """The other studies whose models this study's evaluation reads (its ``champions``, then
         ``mask_from``): the evaluate_across stage measures them and depends on their checkpoints."""
-        return list(dict.fromkeys([*self.champions, *([self.mask_from] if self.mask_from else [])]))
+        return list(dict.fromkeys([*self.champions, *([self.mask_from] if self.mask_from else []),
+                                   *([self.scored_by] if self.scored_by else [])]))
 
     def finds_masks(self) -> bool:
         """Whether this study trains a segmenter (its trainer outputs a mask, not an image)."""
         return _finds_masks(self.train)
+
+    def output(self) -> str:
+        """What this study's trainer outputs (``Trainer.output``)."""
+        return _output(self.train)
 
     @field_validator("baselines")
     @classmethod
@@ -379,7 +387,8 @@ class StudiesParams(_Section):
         for name, study in self.studies.items():
             for other in study.reads():
                 if (name, other) not in have:
-                    key = "champions" if other in study.champions else "mask_from"
+                    key = ("champions" if other in study.champions else "mask_from" if other == study.mask_from
+                           else "scored_by")
                     raise ValueError(f"across: add {{study: {name}, reads: {other}}}, which studies.{name}.{key} "
                                      "asks for (dvc.yaml runs one evaluate_across stage per entry)")
         return self
@@ -403,6 +412,12 @@ class StudiesParams(_Section):
                     have = [n for n, s in self.studies.items() if s.finds_masks()]
                     raise ValueError(f"studies.{name}.mask_from: {study.mask_from!r} is not a segmentation "
                                      f"study (have: {', '.join(have) or 'none'})")
+            if study.scored_by is not None:
+                parser = self.studies.get(study.scored_by)
+                if parser is None or parser.output() != "parsing" or study.output() != "portrait":
+                    have = [n for n, s in self.studies.items() if s.output() == "parsing"]
+                    raise ValueError(f"studies.{name}.scored_by: {study.scored_by!r} is not a face-parsing study "
+                                     f"(have: {', '.join(have) or 'none'}), or {name!r} edits no portraits")
         return self
 
     def study(self, name: str) -> StudyConfig:

@@ -49,8 +49,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from unmask.catalog.capabilities import Capability
-from unmask.data.components import (COMPONENTS, centres, check_size, component_mask, crop, feature_centre, one_hot,
-                                    paste)
+from unmask.data.components import (BY_NAME, COMPONENTS, GROUPS, centres, check_size, colour_map, component_mask, crop,
+                                    edit_map, feature_centre, one_hot, paste)
 from unmask.errors import ConfigError, UnmaskError
 from unmask.metrics.portrait import portrait_metrics
 from unmask.models import GENERATORS, build_generator
@@ -296,6 +296,37 @@ class PortraitTrainer(Trainer):
             for module, training in modes:
                 module.training = training
         return {k: (v[0].float().cpu(), v[1].float().cpu()) for k, v in emb.items()}
+
+    @torch.no_grad()
+    def figure_columns(self, batch: Batch, n: int = 6) -> list[tuple[str, str, Tensor]]:
+        """The thesis's figures on the first ``n`` test faces, as (figure, column, images in [-1, 1]):
+
+        * ``swaps`` (Figs. 4.11, 4.13): target, source (the next face), the self-reconstruction, every
+          component from the source (mask-to-face), then one component group at a time;
+        * ``mask_to_face`` (Fig. 4.7): the first face's map and background with each other face as source;
+        * ``edited`` (Figs. 4.8-4.10): the target map with the source's mouth, then eyes, put at the
+          target's centres, and the faces generated on them.
+        """
+        x, lab = batch["clean"][:n].cpu(), batch["parsing"][:n].cpu()
+        k = x.shape[0]
+        src = torch.roll(torch.arange(k), 1)
+        xs, ls = x[src], lab[src]
+        cols = [("swaps", "target", x), ("swaps", "source", xs), ("swaps", "self", self.compose(x, lab)),
+                ("swaps", "all from source", self.compose(x, lab, {c.name: (xs, ls) for c in COMPONENTS}))]
+        for group, names in GROUPS.items():
+            cols.append(("swaps", f"{group} from source", self.compose(x, lab, {c: (xs, ls) for c in names})))
+        first, first_map = x[:1].expand(k, -1, -1, -1), lab[:1].expand(k, -1, -1)
+        cols += [("mask_to_face", "source", x), ("mask_to_face", "target map", colour_map(first_map)),
+                 ("mask_to_face", "output", self.compose(first, first_map, {c.name: (x, lab) for c in COMPONENTS}))]
+        cols += [("edited", "target", x)]
+        for name in ("mouth", "left_eye"):
+            edited = edit_map(lab, ls, BY_NAME[name])
+            if name == "left_eye":
+                edited = edit_map(edited, ls, BY_NAME["right_eye"])
+            what = "mouth" if name == "mouth" else "eyes"
+            cols += [("edited", f"map, source's {what}", colour_map(edited)),
+                     ("edited", f"output, source's {what}", self.compose(x, edited))]
+        return cols
 
     def measure(self, batch: Batch, metrics=None, model_mask: Tensor | None = None) -> dict[str, Tensor]:
         return portrait_metrics(self, batch["clean"], batch["parsing"])

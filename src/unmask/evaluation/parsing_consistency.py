@@ -1,0 +1,84 @@
+"""Whether seed 003's outputs follow the map they were generated on, judged by a parser that was never a
+loss: the champion of the study a portrait study names as ``scored_by`` (measured by the
+``evaluate_across`` stage, :mod:`.across`; the report merges the columns into the study's table).
+
+For every finished trial (from its checkpoint) and every portrait baseline, on the study's test faces
+(the source of a swap is the next face):
+
+* ``parse_self_miou``: the self-reconstruction parsed, against the face's own map;
+* ``parse_swap_miou``: every component from the source, on the target's map, against the target map
+  (mask equivariance, the thesis's 4.4.1);
+* ``parse_edit_miou``: the target's map with the source's mouth and eyes placed at the target's centres
+  (:func:`unmask.data.components.edit_map`), against that edited map (4.4.2).
+
+The scorer's own mIoU on the real test faces is the ceiling (``real_miou`` in ``parsing.json``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import pandas as pd
+import torch
+
+from unmask.catalog.status import TrialStatus
+from unmask.data.components import BY_NAME, COMPONENTS, edit_map
+from unmask.data.torch_datasets import batches, test_set
+from unmask.evaluation.champions import load_champion
+from unmask.io.locations import resolve_location
+from unmask.io.remote import local_copy
+from unmask.metrics import aggregate
+from unmask.metrics.parsing import parsing_metrics
+from unmask.metrics.portrait_baselines import PORTRAIT_BASELINES
+from unmask.training import load_trainer
+
+COLUMNS = ("parse_self_miou", "parse_swap_miou", "parse_edit_miou")
+
+
+def _edited(lab: torch.Tensor, donor: torch.Tensor) -> torch.Tensor:
+    out = edit_map(lab, donor, BY_NAME["mouth"])
+    out = edit_map(out, donor, BY_NAME["left_eye"])
+    return edit_map(out, donor, BY_NAME["right_eye"])
+
+
+def _scores(composer: Any, parser: Any, ds, batch_size: int) -> dict[str, float]:
+    per = []
+    for b in batches(ds, batch_size):
+        x, lab = b["clean"], b["parsing"]
+        src = torch.roll(torch.arange(len(x)), 1)
+        edited = _edited(lab, lab[src])
+        swap = composer.compose(x, lab, {c.name: (x[src], lab[src]) for c in COMPONENTS})
+        per.append({
+            "parse_self_miou": parsing_metrics(parser.predict(composer.compose(x, lab)), lab)["parse_miou"],
+            "parse_swap_miou": parsing_metrics(parser.predict(swap), lab)["parse_miou"],
+            "parse_edit_miou": parsing_metrics(parser.predict(composer.compose(x, edited)), edited)["parse_miou"]})
+    return aggregate(per)
+
+
+def measure_parsing_consistency(eval_df: pd.DataFrame, scorer: str, results_dir: str | os.PathLike,
+                                test_dir: str | os.PathLike, kinds: Sequence[str] | None, root: str | os.PathLike = ".",
+                                batch_size: int = 16) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """(rows: ``trial_id`` and ``test_<column>`` for every finished trial and portrait baseline of
+    ``eval_df``; summary: the scorer's label and its mIoU on the real test faces)."""
+    parser, best = load_champion(scorer, results_dir, root)
+    sizes = eval_df["image_size"].dropna()
+    size = int(sizes.iloc[0]) if len(sizes) else int(parser.cfg.image_size)
+    ds = test_set(test_dir, kinds, size, ("clean", "parsing"))
+    real = aggregate([parsing_metrics(parser.predict(b["clean"]), b["parsing"]) for b in batches(ds, batch_size)])
+    rows = []
+    for _, t in eval_df.iterrows():
+        if t["role"] == "trial":
+            if t["status"] != TrialStatus.FINISHED:
+                continue
+            with local_copy(resolve_location(t["checkpoint"], root)) as ckpt:
+                composer = load_trainer(ckpt, device="cpu")
+        elif t["cell_label"] in PORTRAIT_BASELINES:
+            composer = PORTRAIT_BASELINES[t["cell_label"]]()
+        else:
+            continue
+        rows.append({"trial_id": str(t["trial_id"]), **{f"test_{k}": v for k, v in _scores(composer, parser, ds, batch_size).items()}})
+    summary = {"scorer": f"{scorer}: {best['cell_label']} seed {int(best['seed'])}", "real_miou": real["parse_miou"],
+               "real_acc": real["parse_acc"], "n_test": len(ds)}
+    return pd.DataFrame(rows, columns=["trial_id", *(f"test_{c}" for c in COLUMNS)]), summary
+
