@@ -72,6 +72,17 @@ def component_mask(labels: Tensor, comp: Component) -> Tensor:
     return keep.unsqueeze(1).float()
 
 
+def labels_to_image(labels: Tensor) -> Tensor:
+    """(B, H, W) labels -> (B, 3, H, W) grey image in [-1, 1] (label / 10 * 2 - 1): how a label map
+    leaves a model that must output an image (a parser's exported model, a figure)."""
+    return (labels.float() / 5 - 1)[:, None].expand(-1, 3, -1, -1)
+
+
+def image_to_labels(image: Tensor) -> Tensor:
+    """The inverse of :func:`labels_to_image`: (B, C, H, W) in [-1, 1] -> (B, H, W) int64 labels."""
+    return ((image[:, 0] + 1) * 5).round().long()
+
+
 def one_hot(labels: Tensor) -> Tensor:
     """(B, H, W) int labels -> (B, 11, H, W) float one-hot."""
     return F.one_hot(labels.long(), N_LABELS).permute(0, 3, 1, 2).float()

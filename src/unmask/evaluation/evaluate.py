@@ -13,7 +13,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -129,7 +129,6 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
                    out_dir: str | os.PathLike, n_samples: int = 6, batch_size: int = 16,
                    device: str = "cpu", progress: bool = True,
                    root: str | os.PathLike | None = None, trainer: type[Trainer] | None = None) -> pd.DataFrame:
-    # trainer: the study's trainer class (its output picks the baselines' kind; None: the trials' framework)
     """Test metrics (``metrics``; None: every catalogue metric whose weights are in their default
     places) of every trial (from its checkpoint) and of each baseline; writes
     ``out_dir/eval.parquet`` and ``out_dir/samples.npz`` atomically and returns the table.
@@ -143,13 +142,15 @@ def evaluate_study(trials: pd.DataFrame, test_split_dir: str | os.PathLike, kind
     (one per column) and ``out_<i>`` for each label: the first finished trial of each cell (in the
     trials' order), then the baselines. Unknown baselines raise ConfigError; unreadable checkpoints CheckpointError.
     Relative ``checkpoint`` paths are read from the project root ``root`` (:func:`resolve_location`; None: the
-    working directory); the table keeps them as stored.
+    working directory); the table keeps them as stored. ``trainer``: the study's trainer class (its
+    ``output`` picks the kind of baselines, its ``FIELDS`` and ``inputs`` what the test set holds and the
+    figure shows; None: the class of the trials' ``framework``).
     """
     _check_trials(trials)
     if trainer is None:   # the trials' own framework (every trial of a study has one)
         frameworks = trials["framework"].dropna() if "framework" in trials.columns else pd.Series([], dtype=str)
         trainer = trainer_class(str(frameworks.iloc[0])) if len(frameworks) else Trainer
-    trainer_cls = trainer
+    trainer_cls = trainer   # ``trainer`` names each trial's loaded trainer below
     kind = baseline_kind(trainer_cls.output)
     check_baselines(baselines, trainer_cls.output, key="studies.<study>.baselines")
     fields = tuple(dict.fromkeys([*PAIRED_FIELDS, *trainer_cls.FIELDS, *(kind.fields if baselines else ())]))

@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from unmask.data.components import rasterise_parsing
+from unmask.data.components import labels_to_image, rasterise_parsing
 from unmask.errors import ConfigError
 from unmask.metrics.baselines import BASELINES
 from unmask.metrics.mask_baselines import MASK_BASELINES
@@ -48,11 +48,6 @@ PARSING_NOTES = {"landmark_raster": "labels drawn from the face's 68 landmarks w
                                     "best here."}
 
 
-def labels_image(labels: torch.Tensor) -> torch.Tensor:
-    """A label map (B, H, W) as a grey image in [-1, 1] (label / 10 * 2 - 1)."""
-    return (labels.float() / 5 - 1)[:, None].expand(-1, 3, -1, -1)
-
-
 def _image(fn, batch, suite):
     out = fn((batch["occluded"] + 1) / 2, batch["mask"])
     return suite(out, (batch["clean"].float() + 1) / 2, mask=batch["mask"]), lambda: out * 2 - 1
@@ -65,7 +60,7 @@ def _mask(fn, batch, suite):
 
 def _parsing(fn, batch, suite):
     labels = fn((batch["clean"] + 1) / 2, batch["landmarks"])
-    return parsing_metrics(labels, batch["parsing"]), lambda: labels_image(labels)
+    return parsing_metrics(labels, batch["parsing"]), lambda: labels_to_image(labels)
 
 
 def _portrait(factory, batch, suite):

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from unmask.catalog.capabilities import Capability
+from unmask.data.components import image_to_labels, labels_to_image
 from unmask.errors import UnmaskError
 from unmask.metrics.parsing import parsing_metrics
 from unmask.models import GENERATORS, build_generator
@@ -56,14 +57,12 @@ class ParserTrainer(Trainer):
     @torch.no_grad()
     def predict(self, image: Tensor) -> Tensor:
         """The label map (B, H, W) int64 of faces (B, 3, H, W) in [-1, 1]."""
-        def run(x: Tensor, _m) -> Tensor:
-            return parse_logits(self.generators["G"], x).argmax(1, keepdim=True).float() / 5 - 1
-        return ((self._in_eval_mode(run, image, None)[0][:, 0] + 1) * 5).round().long()
+        return image_to_labels(self.translate(image))
 
     def _translate(self, occluded: Tensor, mask: Tensor | None) -> Tensor:
-        """The label map as a grey image in [-1, 1] (label / 10 * 2 - 1), what the exported model returns."""
-        labels = parse_logits(self.generators["G"], occluded).argmax(1, keepdim=True).float()
-        return (labels / 5 - 1).expand(-1, 3, -1, -1)
+        """The label map as a grey image (:func:`~unmask.data.components.labels_to_image`), what the
+        exported model returns."""
+        return labels_to_image(parse_logits(self.generators["G"], occluded).argmax(1))
 
     def measure(self, batch: Batch, metrics=None, model_mask: Tensor | None = None) -> dict[str, Tensor]:
         return parsing_metrics(self.predict(batch["clean"]), batch["parsing"])
