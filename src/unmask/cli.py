@@ -57,6 +57,31 @@ def _parser() -> argparse.ArgumentParser:
     inf.add_argument("--side-by-side", action="store_true", help="write input | region | output")
     inf.add_argument("--face-crop", action="store_true",
                      help="each photo is a crop of one face: where no detector finds it, take the crop as the face")
+    ed = sub.add_parser("edit", help="edit a face by its parsing map (seed 003: mask-to-face, one component's "
+                                     "style, a painted map)",
+                        description="Seed 003's editor on one aligned face: a test face (test:N) or a photo "
+                                    "(its largest face, aligned as infer does, its map from the face parser). "
+                                    "A component swap or a painted map changes only the edited region (grown "
+                                    "by 2 px); every other pixel is the input's.")
+    ed.add_argument("face", help="test:N (the N-th test face) or a photo")
+    ed.add_argument("--out", required=True, help="the PNG to write (never one of the inputs)")
+    how = ed.add_mutually_exclusive_group()
+    how.add_argument("--swap-mask", metavar="OTHER", default=None,
+                     help="this face's appearance generated on OTHER's map and background (mask-to-face)")
+    how.add_argument("--component", choices=("eyes", "mouth", "skin", "hair"), default=None,
+                     help="take this component's appearance from --from OTHER")
+    how.add_argument("--edit-map", metavar="MAP.png", default=None,
+                     help="generate the face on this painted map (grey levels 0-10 or --save-map's colours)")
+    ed.add_argument("--from", dest="source", metavar="OTHER", default=None, help="the face --component takes from")
+    ed.add_argument("--save-map", metavar="MAP.png", default=None,
+                    help="also write the face's label map in colour (to paint and give back as --edit-map)")
+    ed.add_argument("--model", default=None, help="the editor, STUDY:champion or a checkpoint "
+                                                  "(default: seed003_variants:champion)")
+    ed.add_argument("--parser", default=None, help="the face parser for photos (default: seed003_parser:champion)")
+    ed.add_argument("--whole", action="store_true", help="write the generated face whole, not blended into the input")
+    ed.add_argument("--side-by-side", action="store_true", help="write the inputs, maps and output in one row")
+    ed.add_argument("--face-crop", action="store_true",
+                    help="a photo is a crop of one face: where no detector finds it, take the crop as the face")
     return p
 
 
@@ -159,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.root)
     try:
         # infer with --model needs no params file: it can run on a photo anywhere
-        needs_params = not (args.command == "infer" and args.model)
+        needs_params = not (args.command == "infer" and args.model) and args.command != "edit"
         params = load_params(args.params) if needs_params else None
         if args.command == "ui":
             from unmask.studies import parse_study_params
@@ -193,6 +218,15 @@ def main(argv: list[str] | None = None) -> int:
                                   f"see {listed})")
             print(f"unmask infer: {written} photo(s) written to {args.out}; {len(rejected)} rejected "
                   f"(see {listed})", file=sys.stderr)
+            return 0
+        if args.command == "edit":
+            from unmask.edit import run_edit
+
+            for line in run_edit(args.face, args.out, root, model=args.model, parser=args.parser,
+                                 swap_mask=args.swap_mask, component=args.component, source=args.source,
+                                 edit_map=args.edit_map, save_map=args.save_map, side=args.side_by_side,
+                                 whole=args.whole, face_crop=args.face_crop):
+                print(line, file=sys.stderr)
             return 0
         if args.command == "sweep":
             rc = _rerun_sweep(params, argv if argv is not None else sys.argv[1:])

@@ -94,10 +94,11 @@ class Unmasker:
 ROLES = {"model": "image", "segmenter": "mask"}
 
 
-def load_unmasker(spec: str, root: str | os.PathLike = ".", role: str = "model") -> Unmasker:
-    """The model ``spec`` names: a checkpoint file (``.pt``) or ``STUDY:champion``. ``role`` is what it
-    is used as (``model``: it must output an image; ``segmenter``: a mask), checked against the
-    trainer's declared ``output``."""
+def load_unmasker(spec: str, root: str | os.PathLike = ".", role: str = "model", needs: str | None = None) -> Unmasker:
+    """The model ``spec`` names: a checkpoint file (``.pt``) or ``STUDY:champion``. ``role`` is the
+    option that names it (``model``: it must output an image; ``segmenter``: a mask); ``needs`` the
+    output it must declare where that is another (``unmask edit``'s ``--model`` needs a portrait
+    editor, its ``--parser`` a parsing), checked against the trainer's declared ``output``."""
     root = Path(root)
     if ":" in spec and not Path(spec).exists() and "://" not in spec:
         study, _, alias = spec.partition(":")
@@ -121,13 +122,17 @@ def load_unmasker(spec: str, root: str | os.PathLike = ".", role: str = "model")
         trainer = load_trainer(path, device="cpu")
         unmasker = Unmasker(trainer, int(trainer.cfg.image_size), str(path))
     output = getattr(unmasker.trainer, "output", "image")
-    if output != ROLES[role]:
-        other = next((r for r, o in ROLES.items() if o == output), None)
+    want = needs or ROLES[role]
+    if output != want:
+        other = next((r for r, o in ROLES.items() if o == output), None) if needs is None else None
         raise UnmaskError(f"--{role} {spec}: its trainer ({unmasker.trainer.cfg.framework}) outputs "
-                          f"{'a ' if output == 'mask' else 'an '}{output}; --{role} needs one that outputs "
-                          f"{'a ' if ROLES[role] == 'mask' else 'an '}{ROLES[role]}"
+                          f"{_article(output)} {output}; --{role} needs one that outputs {_article(want)} {want}"
                           + (f" (give it as --{other})" if other else ""))
     return unmasker
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
 
 
 DEFAULT_SEGMENTER = "seed001_segmentation"

@@ -103,6 +103,10 @@ OWN_CONFIG = {   # trainers whose networks tiny_config's do not fit (seed 003's 
                  "image_size": 64, "parser_steps": 1, "parser": _PARSER,
                  "local": {"channels": 8, "latent": 8, "hidden": 8},
                  "generator": {"base_channels": 8, "n_blocks": 1}, "discriminator": {"base_channels": 4}},
+    "parsing_unmask": {"framework": "parsing_unmask", "device": "cpu", "threads": 1, "batch_size": 4, "steps": 4,
+                       "image_size": 64, "parser_steps": 1, "parser": _PARSER, "completer": _PARSER,
+                       "local": {"channels": 8, "latent": 8, "hidden": 8},
+                       "generator": {"base_channels": 8, "n_blocks": 1}, "discriminator": {"base_channels": 4}},
 }
 
 

@@ -70,6 +70,10 @@ METRIC_SPECS: list[MetricSpec] = [
     MetricSpec("parse_swap_miou", "parsing mIoU, all components swapped", True, ".4f", kind="portrait",
                shown_by_default=False),
     MetricSpec("parse_edit_miou", "parsing mIoU, edited map", True, ".4f", kind="portrait", shown_by_default=False),
+    # unmasking by parsing (seed003_unmask): the map completed under the mask against the true clean map,
+    # inside the mask; and any restoration parsed by the held-out scorer (scored_by) against that map
+    MetricSpec("map_hole_miou", "completed map mIoU in mask", True, ".4f", kind="parsing", shown_by_default=False),
+    MetricSpec("parse_hole_miou", "semantic fidelity (scorer mIoU in mask)", True, ".4f", shown_by_default=False),
     # test faces against their self-reconstructions (the thesis's Table 4.1), over the whole test set
     MetricSpec("fid", "FID", False, ".2f", kind="portrait", shown_by_default=False, per_image=False,
                needs_weights="pt_inception-2015-12-05-6726825d.pth (pytorch-fid's Inception)"),

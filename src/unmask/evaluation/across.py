@@ -9,7 +9,7 @@
   mask, the segmenter's own scores and the columns of the stages figure (:mod:`.end_to_end`).
 * ``parsing.parquet`` + ``parsing.json``: ``other`` is the study's ``scored_by``: every finished trial's
   and baseline's outputs parsed by that study's champion, and its score on the real faces
-  (:mod:`.parsing_consistency`).
+  (:mod:`.parsing_consistency`; for a study that restores images, the semantic fidelity inside the mask).
 
 Each stage's DVC deps name the other study's trials table, champion and checkpoints, so a re-trained
 champion re-measures here and nothing else.
@@ -30,7 +30,7 @@ from unmask.errors import UnmaskError
 from unmask.evaluation.champions import measure_champions
 from unmask.evaluation.end_to_end import EndToEnd, measure_end_to_end
 from unmask.evaluation.evaluate import EVAL_FILE
-from unmask.evaluation.parsing_consistency import measure_parsing_consistency
+from unmask.evaluation.parsing_consistency import measure_parsing_consistency, measure_semantic_fidelity
 from unmask.io.atomic import atomic_path, write_text
 from unmask.io.named import naming
 from unmask.metrics import MetricSuite
@@ -75,8 +75,9 @@ def measure_across(name: str, study: Any, other: str, results_dir: str | os.Path
         eval_path = results_dir / name / EVAL_FILE
         if not eval_path.is_file():
             raise UnmaskError(f"{eval_path}: missing; run the evaluate stage for study {name!r} first")
-        rows, summary = measure_parsing_consistency(pd.read_parquet(eval_path), other, results_dir, test_dir,
-                                                    study.test_kinds or study.kinds, root)
+        measure = measure_semantic_fidelity if study.output() == "image" else measure_parsing_consistency
+        rows, summary = measure(pd.read_parquet(eval_path), other, results_dir, test_dir,
+                                study.test_kinds or study.kinds, root)
         with atomic_path(out_dir / PARSING_FILE) as tmp, naming(out_dir / PARSING_FILE):
             rows.to_parquet(tmp, index=False)
         write_text(out_dir / PARSING_INFO_FILE, json.dumps(summary, indent=2) + "\n")

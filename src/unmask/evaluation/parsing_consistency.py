@@ -11,7 +11,14 @@ For every finished trial (from its checkpoint) and every portrait baseline, on t
 * ``parse_edit_miou``: the target's map with the source's mouth and eyes placed at the target's centres
   (:func:`unmask.data.components.edit_map`), against that edited map (4.4.2).
 
-The scorer's own mIoU on the real test faces is the ceiling (``real_miou`` in ``parsing.json``).
+For a study whose models restore images (an inpainter: seed003_unmask), every finished trial's and image
+baseline's restoration of the occluded test faces (given the true mask) is parsed instead:
+
+* ``parse_hole_miou`` (semantic fidelity): the scorer's labels of the restoration against the true clean
+  map, counted inside the mask only (where the restoration put something).
+
+The scorer's own mIoU on the real test faces is the ceiling (``real_miou`` in ``parsing.json``; for an
+inpainting study also inside the masks, ``real_hole_miou``).
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ from unmask.metrics.portrait_baselines import PORTRAIT_BASELINES
 from unmask.training import load_trainer
 
 COLUMNS = ("parse_self_miou", "parse_swap_miou", "parse_edit_miou")
+HOLE_COLUMNS = ("parse_hole_miou",)
+RESTORE_FIELDS = ("occluded", "clean", "mask", "parsing", "landmarks")
 
 
 def _edited(lab: torch.Tensor, donor: torch.Tensor) -> torch.Tensor:
@@ -54,6 +63,45 @@ def _scores(composer: Any, parser: Any, ds, batch_size: int) -> dict[str, float]
             "parse_swap_miou": parsing_metrics(parser.predict(swap), lab)["parse_miou"],
             "parse_edit_miou": parsing_metrics(parser.predict(composer.compose(x, edited)), edited)["parse_miou"]})
     return aggregate(per)
+
+
+def _hole_scores(restore, parser: Any, ds, batch_size: int) -> dict[str, float]:
+    """``restore(batch)`` -> restorations in [-1, 1], parsed, against the true map inside the true mask."""
+    per = [parsing_metrics(parser.predict(restore(b)), b["parsing"], region=b["mask"], prefix="parse_hole")
+           for b in batches(ds, batch_size)]
+    return {"parse_hole_miou": aggregate(per)["parse_hole_miou"]}
+
+
+def measure_semantic_fidelity(eval_df: pd.DataFrame, scorer: str, results_dir: str | os.PathLike,
+                              test_dir: str | os.PathLike, kinds: Sequence[str] | None, root: str | os.PathLike = ".",
+                              batch_size: int = 16) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """An inpainting study's rows (``trial_id``, ``test_parse_hole_miou``) for every finished trial and
+    image baseline of ``eval_df``, and the summary (the scorer, its mIoU on the clean test faces, in all
+    and inside the masks)."""
+    from unmask.metrics.baselines import build_baseline
+
+    parser, best = load_champion(scorer, results_dir, root)
+    sizes = eval_df["image_size"].dropna()
+    size = int(sizes.iloc[0]) if len(sizes) else int(parser.cfg.image_size)
+    ds = test_set(test_dir, kinds, size, RESTORE_FIELDS)
+    real = aggregate([parsing_metrics(parser.predict(b["clean"]), b["parsing"]) for b in batches(ds, batch_size)])
+    real_hole = _hole_scores(lambda b: b["clean"], parser, ds, batch_size)
+    rows = []
+    for _, t in eval_df.iterrows():
+        if t["role"] == "trial":
+            if t["status"] != TrialStatus.FINISHED:
+                continue
+            with local_copy(resolve_location(t["checkpoint"], root)) as ckpt:
+                trainer = load_trainer(ckpt, device="cpu")
+            restore = lambda b, tr=trainer: tr.translate(*tr.inputs(b))  # noqa: E731
+        else:
+            fn = build_baseline(str(t["cell_label"]), key="studies.<study>.baselines")
+            restore = lambda b, fn=fn: fn((b["occluded"] + 1) / 2, b["mask"]) * 2 - 1  # noqa: E731
+        rows.append({"trial_id": str(t["trial_id"]),
+                     **{f"test_{k}": v for k, v in _hole_scores(restore, parser, ds, batch_size).items()}})
+    summary = {"scorer": f"{scorer}: {best['cell_label']} seed {int(best['seed'])}", "real_miou": real["parse_miou"],
+               "real_acc": real["parse_acc"], "real_hole_miou": real_hole["parse_hole_miou"], "n_test": len(ds)}
+    return pd.DataFrame(rows, columns=["trial_id", *(f"test_{c}" for c in HOLE_COLUMNS)]), summary
 
 
 def measure_parsing_consistency(eval_df: pd.DataFrame, scorer: str, results_dir: str | os.PathLike,

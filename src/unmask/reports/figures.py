@@ -189,7 +189,21 @@ FIGURE_CAPTIONS = {
     "mask_to_face": "each test face as the source of the first face's map and background (Fig. 4.7)",
     "edited": "the target's map with the source's mouth, then its eyes, at the target's centres, and the face "
               "generated on each (Figs. 4.8-4.10)",
+    "unmask": "the masked test face, its true map, then per configuration the map completed under the mask and "
+              "the restoration (the generated face inside the mask), and the clean target",
 }
+# figures every cell adds its own columns to (the rest are the reference cell's): name -> the columns
+# that are the same in every cell, shown once
+PER_CELL_FIGURES = {"unmask": ("input", "true map", "target")}
+
+
+def _per_cell(own: Mapping[str, Mapping[str, list]], fig: str, first: str) -> list:
+    shared = PER_CELL_FIGURES[fig]
+    base = dict(own[first][fig])
+    columns = [(c, base[c]) for c in shared[:-1] if c in base]
+    for cell in [first, *(c for c in own if c != first)]:
+        columns += [(f"{cell}: {c}", img) for c, img in own[cell].get(fig, []) if c not in shared]
+    return columns + [(c, base[c]) for c in shared[-1:] if c in base]
 
 
 def trainer_figures(own: Mapping[str, Mapping[str, list]], reference: str | None, reports_dir: Path,
@@ -200,10 +214,13 @@ def trainer_figures(own: Mapping[str, Mapping[str, list]], reference: str | None
     cell = reference if reference in own else next(iter(own))
     written, lines = [], []
     for fig, columns in own[cell].items():
+        if fig in PER_CELL_FIGURES:
+            columns = _per_cell(own, fig, cell)
         path = reports_dir / f"{name}_{fig}.png"
         written.append(image_grid(columns, path))
-        lines += ["", f"![{fig}: {FIGURE_CAPTIONS.get(fig, fig)}; configuration {cell}]({path.name})",
-                  "", f"*{fig}*: {FIGURE_CAPTIONS.get(fig, fig)}; configuration `{cell}`, first seed."]
+        which = "every configuration" if fig in PER_CELL_FIGURES else f"configuration `{cell}`"
+        lines += ["", f"![{fig}: {FIGURE_CAPTIONS.get(fig, fig)}; {which.replace('`', '')}]({path.name})",
+                  "", f"*{fig}*: {FIGURE_CAPTIONS.get(fig, fig)}; {which}, first seed."]
     skin = [(c, dict(figs["swaps"])) for c, figs in own.items() if "swaps" in figs]
     if len(skin) > 1 and all("skin from source" in cols for _, cols in skin):
         first = skin[0][1]
@@ -279,7 +296,13 @@ def write_reports(results_dir: str | os.PathLike, reports_dir: str | os.PathLike
                 eval_df = eval_df.drop(columns=[c for c in rows.columns if c != "trial_id" and c in eval_df]).merge(
                     rows, on="trial_id", how="left")
             page = [study_table(eval_df, meta, paper)]
-            if scored is not None:
+            if scored is not None and "real_hole_miou" in scored:
+                page += ["", f"Semantic fidelity (`parse_hole_miou`): each restoration (given the true mask) parsed "
+                         f"by `{scored['scorer']}` (the champion of `{meta['scored_by']}`, trained on clean faces, "
+                         f"never a loss), its labels against the true clean map inside the mask only. Its ceiling, "
+                         f"the scorer on the clean faces themselves inside the masks: {scored['real_hole_miou']:.4f} "
+                         f"({scored['real_miou']:.4f} on the whole of the {scored['n_test']} faces)."]
+            elif scored is not None:
                 page += ["", f"Parsing mIoU rows: the outputs parsed by `{scored['scorer']}` (the champion of "
                          f"`{meta['scored_by']}`, never a loss), against the map each was generated on; that parser "
                          f"scores {scored['real_miou']:.4f} mIoU ({scored['real_acc']:.4f} pixel accuracy) on the "

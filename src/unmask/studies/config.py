@@ -414,10 +414,10 @@ class StudiesParams(_Section):
                                      f"study (have: {', '.join(have) or 'none'})")
             if study.scored_by is not None:
                 parser = self.studies.get(study.scored_by)
-                if parser is None or parser.output() != "parsing" or study.output() != "portrait":
+                if parser is None or parser.output() != "parsing" or study.output() not in ("portrait", "image"):
                     have = [n for n, s in self.studies.items() if s.output() == "parsing"]
                     raise ValueError(f"studies.{name}.scored_by: {study.scored_by!r} is not a face-parsing study "
-                                     f"(have: {', '.join(have) or 'none'}), or {name!r} edits no portraits")
+                                     f"(have: {', '.join(have) or 'none'}), or {name!r} makes no faces")
         return self
 
     def study(self, name: str) -> StudyConfig:

@@ -49,7 +49,7 @@ N_SAMPLES = 4
 class Unmasker(nn.Module):
     """The trained translation as one module for MLflow: input (B, 3, H, W) in [-1, 1] -- for a
     trainer whose ``model_input`` is "image+mask", (B, 4, H, W), the fourth channel the occlusion mask
-    in {0, 1} -- output the clean estimate (B, 3, H, W) in [-1, 1]."""
+    in {0, 1}, and any further channels the trainer's :meth:`~Trainer.inputs` adds (a label map) -- output the clean estimate (B, 3, H, W) in [-1, 1]."""
 
     def __init__(self, trainer: Trainer):
         super().__init__()
@@ -61,7 +61,7 @@ class Unmasker(nn.Module):
         self.__dict__["_trainer"] = slim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        cond = x[:, 3:4] if self.takes_map else None
+        cond = x[:, 3:] if self.takes_map else None
         return self._trainer.translate(x[:, :3], cond)
 
 

@@ -13,6 +13,7 @@ from unmask.training.cyclegan import CycleGANTrainer  # noqa: E402
 from unmask.training.paired import PairedInpaintingTrainer  # noqa: E402
 from unmask.training.parser import ParserTrainer  # noqa: E402
 from unmask.training.portrait import PortraitTrainer  # noqa: E402
+from unmask.training.parsing_unmask import ParsingUnmaskTrainer  # noqa: E402
 from unmask.training.segmenter import SegmenterTrainer  # noqa: E402
 from unmask.training.stargan import StarGANTrainer  # noqa: E402
 
