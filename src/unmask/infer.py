@@ -122,6 +122,10 @@ def load_unmasker(spec: str, root: str | os.PathLike = ".", role: str = "model",
         trainer = load_trainer(path, device="cpu")
         unmasker = Unmasker(trainer, int(trainer.cfg.image_size), str(path))
     output = getattr(unmasker.trainer, "output", "image")
+    if not unmasker.trainer.deployable(unmasker.trainer.cfg):
+        raise UnmaskError(f"--{role} {spec}: this model needs what only a test set has (its trainer "
+                          f"{unmasker.trainer.cfg.framework} reads more than {unmasker.trainer.model_input}); "
+                          f"give a checkpoint of a configuration that runs on a photo")
     want = needs or ROLES[role]
     if output != want:
         other = next((r for r, o in ROLES.items() if o == output), None) if needs is None else None
@@ -172,7 +176,8 @@ def default_model(root: str | os.PathLike, studies: Sequence[str] | dict[str, Se
             continue
         cfg = TrainConfig.from_dict(load_state(resolve_location(str(row["checkpoint"]), Path(root)))["config"])
         cls = trainer_class(cfg)
-        if getattr(cls, "output", "image") != "image" or (need_mask_free and cls.model_input != "image"):
+        if (getattr(cls, "output", "image") != "image" or (need_mask_free and cls.model_input != "image")
+                or not cls.deployable(cfg)):
             continue
         score = float(row.get("val_psnr", float("nan")))
         if best is None or score > best[0]:

@@ -75,3 +75,14 @@ def test_the_mouth_prior_follows_training_and_is_kept_in_the_checkpoint(tmp_path
     again = load_trainer(tmp_path / "c.pt", device="cpu")
     assert torch.equal(again.generators["M"].mean, prior.mean)
     assert torch.equal(again.translate(b["occluded"], b["mask"]), t.translate(b["occluded"], b["mask"]))
+
+
+def test_infer_takes_only_the_cell_that_runs_on_a_photo(tmp_path):
+    from unmask.infer import load_unmasker
+
+    for map_from in ("oracle", "completer"):
+        t, _ = _trainer(map_from, steps=1)
+        t.save_checkpoint(tmp_path / f"{map_from}.pt")
+    with pytest.raises(UnmaskError, match="needs what only a test set has"):
+        load_unmasker(str(tmp_path / "oracle.pt"))
+    assert load_unmasker(str(tmp_path / "completer.pt")).takes_mask

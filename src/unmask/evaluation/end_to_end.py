@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import Subset
 
 from unmask.catalog.status import TrialStatus
-from unmask.data.torch_datasets import batches, test_set
+from unmask.data.torch_datasets import PAIRED_FIELDS, batches, test_set
 from unmask.io.remote import local_copy
 from unmask.metrics import MetricSuite, aggregate, build_baseline
 from unmask.metrics.segmentation import segmentation_metrics
@@ -62,12 +62,13 @@ def measure_end_to_end(eval_df: pd.DataFrame, mask_from: str, results_dir: str |
     suite = metrics if metrics is not None else MetricSuite()
     trials = eval_df[(eval_df["role"] == "trial") & (eval_df["status"] == TrialStatus.FINISHED)]
     sizes = sorted({int(s) for s in trials["image_size"].dropna()}) or [seg_size]
-    cache: dict[int, tuple[Subset, list[torch.Tensor]]] = {}
+    cache: dict[tuple[int, tuple[str, ...]], tuple[Subset, list[torch.Tensor]]] = {}
 
-    def data(size: int) -> tuple[Subset, list[torch.Tensor]]:
-        """The test set in evaluate's order and the predicted mask of each batch at ``size``."""
-        if size not in cache:
-            ds = test_set(test_dir, kinds, size)
+    def data(size: int, fields: Sequence[str] = PAIRED_FIELDS) -> tuple[Subset, list[torch.Tensor]]:
+        """The test set (``fields``) in evaluate's order and the predicted mask of each batch at ``size``."""
+        fields = tuple(dict.fromkeys([*PAIRED_FIELDS, *fields]))
+        if (size, fields) not in cache:
+            ds = test_set(test_dir, kinds, size, fields)
             masks = []
             for b in batches(ds, batch_size):
                 x = b["occluded"]
@@ -78,8 +79,8 @@ def measure_end_to_end(eval_df: pd.DataFrame, mask_from: str, results_dir: str |
                 if seg_size != size:
                     prob = torch.nn.functional.interpolate(prob, size=(size, size), mode="bilinear", align_corners=False)
                 masks.append((prob > THRESHOLD).float())
-            cache[size] = (ds, masks)
-        return cache[size]
+            cache[(size, fields)] = (ds, masks)
+        return cache[(size, fields)]
 
     ds, masks = data(sizes[0])
     seg = aggregate([segmentation_metrics(m, b["mask"]) for m, b in zip(masks, batches(ds, batch_size))])
@@ -89,7 +90,7 @@ def measure_end_to_end(eval_df: pd.DataFrame, mask_from: str, results_dir: str |
             trainer = load_trainer(ckpt, device="cpu")
         if trainer.model_input != "image+mask":
             continue          # an image-only model (CycleGAN) never sees a mask: nothing changes
-        ds, masks = data(int(t["image_size"]))
+        ds, masks = data(int(t["image_size"]), trainer.FIELDS)   # what its measure reads (a map, landmarks)
 
         def outputs():
             for m, b in zip(masks, batches(ds, batch_size)):

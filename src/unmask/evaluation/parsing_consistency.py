@@ -94,9 +94,11 @@ def measure_semantic_fidelity(eval_df: pd.DataFrame, scorer: str, results_dir: s
             with local_copy(resolve_location(t["checkpoint"], root)) as ckpt:
                 trainer = load_trainer(ckpt, device="cpu")
             restore = lambda b, tr=trainer: tr.translate(*tr.inputs(b))  # noqa: E731
-        else:
+        elif t["role"] == "baseline":
             fn = build_baseline(str(t["cell_label"]), key="studies.<study>.baselines")
             restore = lambda b, fn=fn: fn((b["occluded"] + 1) / 2, b["mask"]) * 2 - 1  # noqa: E731
+        else:
+            continue
         rows.append({"trial_id": str(t["trial_id"]),
                      **{f"test_{k}": v for k, v in _hole_scores(restore, parser, ds, batch_size).items()}})
     summary = {"scorer": f"{scorer}: {best['cell_label']} seed {int(best['seed'])}", "real_miou": real["parse_miou"],

@@ -162,6 +162,12 @@ class Trainer:
         return {role: r.needs for role, r in cls.NETWORKS.items()}
 
     @classmethod
+    def deployable(cls, cfg: TrainConfig) -> bool:
+        """Whether the model ``cfg`` trains runs on a photo from what ``model_input`` names alone (a model
+        that reads what only a test set has, such as the true label map, does not)."""
+        return True
+
+    @classmethod
     def check_networks(cls, cfg: TrainConfig) -> None:
         """ConfigError naming ``train.<role>.name`` when a role's family cannot do what this trainer
         needs of it (:mod:`unmask.catalog.capabilities`); checked when a TrainConfig is built."""

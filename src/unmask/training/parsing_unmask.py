@@ -88,6 +88,11 @@ class ParsingUnmaskTrainer(PortraitTrainer):
                 "completer": Role(GENERATORS, frozenset({Capability.PARSES}))}
     OPTIONS = ParsingUnmaskOptions
 
+    @classmethod
+    def deployable(cls, cfg) -> bool:
+        """Only the completer cell restores a photo from the image and the mask alone."""
+        return cfg.options.map_from == "completer"
+
     def build_networks(self) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
         gens, discs = super().build_networks()
         gens["C"] = build_generator(self.cfg.networks["completer"], cond_channels=1)
