@@ -82,3 +82,24 @@ def test_fid_without_its_inception_weights_is_na_and_a_damaged_file_is_one_line(
     (tmp_path / INCEPTION_FILE).write_bytes(b"not a checkpoint")
     with pytest.raises(UnmaskError, match=f"{INCEPTION_FILE}: not a readable Inception checkpoint"):
         load_fid(str(tmp_path))
+
+
+def test_embedding_use_is_zero_for_a_generator_that_ignores_its_embeddings():
+    from unmask.training import TrainConfig, build_trainer
+
+    trainer = build_trainer(TrainConfig.from_dict({
+        "framework": "portrait", "device": "cpu", "threads": 1, "batch_size": 4, "steps": 4, "image_size": 64,
+        "parser_steps": 1, "parser": {"name": "unet", "depth": 2, "base_channels": 4, "out_channels": 11},
+        "local": {"channels": 8, "latent": 8, "hidden": 8}, "generator": {"base_channels": 8, "n_blocks": 1},
+        "discriminator": {"base_channels": 4}}))
+    x, lab, _ = _faces()
+    assert (portrait_metrics(trainer, x, lab)["code_use"] > 0).all()       # its codes change its output
+
+    class Ignoring:            # the same generator with every embedding replaced by zero (a collapsed encoder)
+        def compose(self, target, target_map, sources=None, codes=None):
+            post = trainer.posterior(target, target_map)
+            return trainer.compose(target, target_map, codes={k: torch.zeros_like(mu) for k, (mu, _) in post.items()})
+
+        def posterior(self, image, labels):
+            return trainer.posterior(image, labels)
+    assert portrait_metrics(Ignoring(), x, lab)["code_use"].abs().max() == 0

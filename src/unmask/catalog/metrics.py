@@ -64,6 +64,7 @@ METRIC_SPECS: list[MetricSpec] = [
     MetricSpec("locality", "locality (out/in)", False, ".3f", kind="portrait"),
     MetricSpec("periocular", "periocular skin error", False, ".4f", kind="portrait"),
     MetricSpec("kl", "KL (sum)", False, ".3g", kind="portrait", shown_by_default=False),
+    MetricSpec("code_use", "embedding use (change, codes zeroed)", True, ".4f", kind="portrait", shown_by_default=False),
     # the outputs parsed by a held-out parser (a study's scored_by), against the map they were made on
     MetricSpec("parse_self_miou", "parsing mIoU, self-reconstruction", True, ".4f", kind="portrait",
                shown_by_default=False),

@@ -20,6 +20,9 @@ the next face of the test batch (the batch rolled by one: never the face itself)
 * ``periocular``: after a skin-only swap, the distance between the median colour of the skin inside
   the two eye windows in the output and the source's skin median (Section 4.5.1: unmasked eye crops
   carry the skin around the eyes, so it stays the target's);
+* ``code_use``: the mean change (RGB in [0, 1], over the face's non-background pixels) of the
+  self-reconstruction when every component's embedding is replaced by zero, the prior's mean; near 0:
+  the generator ignores its embeddings (the other half of 4.5.3's collapse); a trained model only;
 * ``kl``: the KL divergence of the face's embeddings from N(0, I), summed over components and latent
   dimensions (Section 4.5.3's collapse: near 0 when the encoders output the prior); a trained model only.
 """
@@ -112,4 +115,8 @@ def portrait_metrics(model: Any, image: Tensor, labels: Tensor) -> dict[str, Ten
     if posterior is not None:
         post = posterior(x, lab)
         out["kl"] = sum(kl_per_face(mu, logvar) for mu, logvar in post.values())
+        zeroed = to01(model.compose(x, lab, codes={k: torch.zeros_like(mu) for k, (mu, _) in post.items()}))
+        face = (lab > 0).float()[:, None]
+        change = (zeroed - self_rec).abs().mean(1, keepdim=True)
+        out["code_use"] = (change * face).flatten(1).sum(1) / face.flatten(1).sum(1).clamp_min(1)
     return out
