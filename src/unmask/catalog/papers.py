@@ -20,4 +20,5 @@ PAPER_TABLES: tuple[str, ...] = (
     "paper_seed004_table2",
     "paper_seed004_table3",
     "paper_seed003_table41",
+    "paper_seed003_unmask",
 )

@@ -176,6 +176,19 @@ PAPER: dict[str, PaperTable] = {
               "things: the thesis's ordering (eye mask best, then original, then per-component encoders) can be "
               "set beside ours in direction only, never in value."),
     ),
+    "paper_seed003_unmask": PaperTable(
+        source="none: no published number exists for this use (seed 003's editor applied to face-mask removal)",
+        setting="neither Gu et al. (CVPR 2019) nor the thesis removes masks with the editor; this study's question "
+                "is ours",
+        columns=(),
+        note=("Why the pixel metrics punish a plausible mouth: the mouth under a mask is unknown to every method, "
+              "and this one draws a whole mouth (the completed map's shape, the mean training mouth's "
+              "appearance) rather than the blurred average an L1- or L2-trained inpainter converges to. A sharp "
+              "mouth that is not this person's, or sits a pixel away, costs more L1 and PSNR than a blur: lower "
+              "pixel scores here do not mean a less plausible face. Semantic fidelity (parse_hole_miou: the "
+              "held-out parser's labels of the restoration against the true clean map inside the mask) asks "
+              "instead whether the right parts are in the right places."),
+    ),
 }
 
 

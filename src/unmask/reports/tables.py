@@ -282,7 +282,9 @@ def study_table(eval_df: pd.DataFrame, study_meta: Mapping[str, Any], paper: Pap
               "image size."]
     for b in (b for b in baselines.index if b in BASELINE_NOTES):
         lines += ["", f"Baseline `{b}`: {BASELINE_NOTES[b]}"]
-    if paper:
+    if paper and not paper.columns and not paper.not_run:
+        lines += ["", f"Published numbers: {paper.source}; {paper.setting}." + (f" {paper.note}" if paper.note else "")]
+    elif paper:
         lines += ["", f"Paper columns: {paper.source}; setting: {paper.setting}. They are not comparable "
                   "number for number with ours (different data, image size and training length)."
                   + (f" {paper.note}" if paper.note else "")]
