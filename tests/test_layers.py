@@ -37,7 +37,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("unmask.studies",),                                                                      # 4
     ("unmask.evaluation",),                                                                   # 5
     ("unmask.reports",),                                                                      # 6
-    ("unmask.pipeline", "unmask.cli", "unmask.infer", "unmask.ui"),                           # 7 entry points
+    ("unmask.pipeline", "unmask.cli", "unmask.infer", "unmask.edit", "unmask.ui"),                           # 7 entry points
 )
 
 
