@@ -90,9 +90,12 @@ def test_a_re_trained_champion_re_measures_the_stage_that_reads_it_alone(recorde
         changed = _changed(recorded)
     finally:
         ckpt.write_text(before)
-    # the sweep whose output was replaced, its own evaluate, the one evaluate_across stage that reads it
-    # (seed004_stages reads table4_approach: the first entry of across), and the report
-    assert changed == {"sweep@table4_approach", "evaluate@table4_approach", "evaluate_across@0", "report"}
+    # the sweep whose output was replaced, its own evaluate, the evaluate_across stages that read it
+    # (seed004_stages and seed003_unmask read table4_approach: entries 0 and 5 of across), and the report
+    reading = {f"evaluate_across@{i}" for i, e in enumerate(yaml.safe_load((ROOT / "params.yaml").read_text())["across"])
+               if e["reads"] == "table4_approach"}
+    assert reading == {"evaluate_across@0", "evaluate_across@5"}
+    assert changed == {"sweep@table4_approach", "evaluate@table4_approach", *reading, "report"}
 
 
 def test_evaluate_across_stages_name_the_files_of_the_study_they_read():
