@@ -76,6 +76,19 @@ class CodePrior(nn.Module):
         self.count += 1
 
 
+class _ByCell:
+    """``inputs``: on a trainer, what its ``map_from`` needs (the method); on the class, as every paired
+    trainer's (the occluded face and its mask), for callers that only need the image a model is given."""
+
+    def __init__(self, method):
+        self.method = method
+
+    def __get__(self, obj, cls):
+        if obj is None:
+            return lambda batch: (batch["occluded"], batch.get("mask"))
+        return self.method.__get__(obj, cls)
+
+
 @TRAINERS.register("parsing_unmask")
 class ParsingUnmaskTrainer(PortraitTrainer):
     framework = "parsing_unmask"
@@ -118,7 +131,7 @@ class ParsingUnmaskTrainer(PortraitTrainer):
         return out
 
     # ------------------------------------------------------------------ using it
-    def inputs(self, batch: Batch, mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    def _inputs(self, batch: Batch, mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """(the occluded face, the condition): the mask (``mask`` where given, else the batch's), and for
         ``map_from`` landmarks or oracle the map as a second channel."""
         m = batch["mask"] if mask is None else mask
@@ -132,6 +145,8 @@ class ParsingUnmaskTrainer(PortraitTrainer):
             lab = torch.stack([torch.from_numpy(rasterise_parsing(lm, size).astype(np.int64))
                                for lm in batch["landmarks"].cpu().numpy()]).to(m.device)
         return batch["occluded"], torch.cat([m, lab[:, None].to(m.dtype)], 1)
+
+    inputs = _ByCell(_inputs)
 
     def complete(self, occluded: Tensor, mask: Tensor) -> Tensor:
         """The completer's label map (B, H, W) of the occluded faces."""
@@ -167,7 +182,7 @@ class ParsingUnmaskTrainer(PortraitTrainer):
     @torch.no_grad()
     def completed_map(self, batch: Batch, mask: Tensor | None = None) -> Tensor:
         """The map the model restores on, for the faces of ``batch`` (eval mode)."""
-        x, cond = self.inputs(batch, mask)
+        x, cond = self._inputs(batch, mask)
         modes = [(m, m.training) for m in self.generators.modules()]
         self.generators.eval()
         try:
@@ -180,7 +195,7 @@ class ParsingUnmaskTrainer(PortraitTrainer):
         from unmask.metrics import MetricSuite
 
         true_mask = batch["mask"]
-        x, cond = self.inputs(batch, model_mask)
+        x, cond = self._inputs(batch, model_mask)
         pred = self.translate(x, cond)
         suite = metrics if metrics is not None else MetricSuite.none()
         out = suite((pred + 1) / 2, (batch["clean"].float() + 1) / 2, mask=true_mask)
