@@ -104,6 +104,9 @@ class SplitConfig(_Section):
     val: float = Field(0.1, gt=0, lt=1)        # share of identities (trials validate and test on
     test: float = Field(0.15, gt=0, lt=1)      # theirs: neither may be empty)
     clean_domain: float = Field(0.5, gt=0, lt=1)  # share of train identities given to the clean domain
+    # the most photos one identity found by face-embedding clustering may hold (a folder named only by
+    # file); above it the split is refused, as clustering has failed (a handful of photos only warns)
+    max_identity_share: float = Field(0.05, gt=0, le=1)
 
     @model_validator(mode="after")
     def _room_for_train(self) -> "SplitConfig":

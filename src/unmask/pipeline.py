@@ -84,10 +84,13 @@ def run_synthesize(params: Params, root: Path = Path("."), progress: bool = True
 def run_split(params: Params, root: Path = Path("."), progress: bool = True) -> dict:
     from unmask.data.split import split_dataset
 
-    report = split_dataset(root / SYNTH_DIR, root / SPLITS_DIR, params.split, params.seed, progress=progress)
+    report = split_dataset(root / SYNTH_DIR, root / SPLITS_DIR, params.split, params.seed, progress=progress,
+                           source=params.source)
     summary = report.to_dict()
-    log.info("split: rows %s, identities %s, identity overlap %s",
-             summary["rows"], summary["identities"], summary["identity_overlap"])
+    log.info("split: rows %s, identities %s (%s), largest identity %d photos (%.1f %%), identity overlap %s",
+             summary["rows"], summary["identities"], summary["identity_method"],
+             summary["largest_identity_photos"], 100 * summary["largest_identity_share"],
+             summary["identity_overlap"])
     return summary
 
 

@@ -18,6 +18,7 @@ from unmask.data.identities import (FROM_FILE, FROM_SUBFOLDER, METHOD_CLUSTERS, 
 from unmask.data.sources import download_source
 from unmask.data.split import split_dataset
 from unmask.data.synthesize import synthesize_dataset
+from unmask.errors import UnmaskError
 from unmask.io.images import load_rgb
 from unmask.io.shards import read_table, write_rows
 from unmask.data.schema import SYNTH
@@ -65,7 +66,7 @@ def test_file_faces_closer_than_the_threshold_become_one_identity_whatever_the_o
     assert again == res
 
 
-def test_single_linkage_chains_through_a_middle_face():
+def test_complete_linkage_does_not_chain_through_a_middle_face():
     rng = np.random.default_rng(2)
     a = _unit(rng)
     step = _near(a, rng, 0.5)
@@ -73,7 +74,38 @@ def test_single_linkage_chains_through_a_middle_face():
     res = resolve_identities([Face("x", "x", FROM_FILE, a), Face("y", "y", FROM_FILE, step),
                               Face("z", "z", FROM_FILE, far)])
     assert np.linalg.norm(far - a) > SAME_PERSON_DISTANCE
-    assert set(res.identity.values()) == {"x"} and res.n_merged == 2
+    assert res.identity["x"] != res.identity["z"]  # the middle face joins one side at most
+    assert len(set(res.identity.values())) == 2 and res.n_merged == 1 and res.largest_clustered == 2
+
+
+def test_a_long_chain_of_look_alikes_is_not_one_identity():
+    """200 faces, each 0.45 from the next (a random walk): single linkage made one identity of them;
+    complete linkage keeps every identity's faces pairwise closer than the threshold."""
+    rng = np.random.default_rng(5)
+    walk = [_unit(rng)]
+    for _ in range(199):
+        walk.append(_near(walk[-1], rng, 0.45))
+    faces = [Face(f"f{i:03d}", f"f{i:03d}", FROM_FILE, v) for i, v in enumerate(walk)]
+    res = resolve_identities(faces)
+    groups: dict[str, list[int]] = {}
+    for i in range(200):
+        groups.setdefault(res.identity[f"f{i:03d}"], []).append(i)
+    assert max(len(g) for g in groups.values()) <= 10
+    for g in groups.values():
+        pts = np.stack([walk[i] for i in g])
+        assert np.linalg.norm(pts[:, None] - pts[None], axis=-1).max() < SAME_PERSON_DISTANCE
+    assert resolve_identities(list(reversed(faces))) == res
+
+
+def test_a_group_linked_beyond_the_memory_bound_is_refused(monkeypatch):
+    import unmask.data.identities as identities
+
+    rng = np.random.default_rng(6)
+    a = _unit(rng)
+    monkeypatch.setattr(identities, "MAX_LINKED_FACES", 5)
+    faces = [Face(f"f{i}", f"f{i}", FROM_FILE, _near(a, rng, 0.1)) for i in range(6)]
+    with pytest.raises(UnmaskError, match="6 face descriptors are linked by close pairs into one group"):
+        resolve_identities(faces)
 
 
 def test_labelled_identities_are_kept_and_a_file_face_joins_its_label():
@@ -110,7 +142,7 @@ def test_flat_folder_split_groups_the_same_person_and_names_the_method(tmp_path)
     synth = _synth_with_embeddings(tmp_path / "synth", groups, FROM_FILE)
     report = split_dataset(synth, tmp_path / "splits", SplitConfig(val=0.1, test=0.2), seed=0, progress=False)
     summary = json.loads((tmp_path / "splits" / "summary.json").read_text())
-    assert summary["identity_method"] == METHOD_CLUSTERS == "face-embedding clusters (dlib resnet, threshold 0.6)"
+    assert summary["identity_method"] == METHOD_CLUSTERS == "face-embedding clusters (dlib resnet, complete linkage at 0.6)"
     assert summary["identities"] == {"train": 14, "val": 2, "test": 4}  # 20 people, not 60 files
     assert summary["test_faces_near_a_train_face"] == 0.0
     assert summary["faces_with_embedding"] == 60 and summary["photos_regrouped_by_face"] == 40
@@ -119,6 +151,27 @@ def test_flat_folder_split_groups_the_same_person_and_names_the_method(tmp_path)
     sides = {s: {person[sid] for sid in t["source_id"]} for s, t in tables.items()}
     assert not sides["train"] & sides["test"] and not sides["train"] & sides["val"]
     assert report.identity_method == summary["identity_method"]
+    assert summary["largest_identity_photos"] == 3 and summary["largest_identity_share"] == 0.05
+
+
+def test_one_clustered_identity_over_the_share_is_refused_and_nothing_written(tmp_path):
+    groups = [0] * 24 + list(range(1, 97))  # one person in 24 of 120 photos (20 %)
+    synth = _synth_with_embeddings(tmp_path / "synth", groups, FROM_FILE)
+    with pytest.raises(UnmaskError, match=r"^my-params\.yaml: split\.max_identity_share: face-embedding "
+                                          r"clustering put 24 of 120 photos \(20\.0%\) into one identity"):
+        split_dataset(synth, tmp_path / "splits", SplitConfig(), seed=0, progress=False, source="my-params.yaml")
+    assert not (tmp_path / "splits").exists()
+    report = split_dataset(synth, tmp_path / "splits", SplitConfig(max_identity_share=0.25), seed=0,
+                           progress=False)
+    assert report.largest_identity_photos == 24 and report.largest_identity_share == 0.2
+
+
+def test_a_small_folder_of_few_people_only_warns(tmp_path, caplog):
+    groups = [i // 4 for i in range(40)]  # 10 people, 4 photos each: 10 % each, but only 4 photos
+    synth = _synth_with_embeddings(tmp_path / "synth", groups, FROM_FILE)
+    report = split_dataset(synth, tmp_path / "splits", SplitConfig(), seed=0, progress=False)
+    assert report.largest_identity_share == 0.1
+    assert "split.max_identity_share" in caplog.text
 
 
 def test_subfolder_labels_are_used_and_a_person_on_both_sides_is_reported(tmp_path):
@@ -229,3 +282,23 @@ def test_real_descriptor_is_deterministic_and_separates_two_people(real_faces_di
     assert e1.shape == (128,) and e1.dtype == np.float32
     np.testing.assert_array_equal(e1, face_embedding(im1, lm1))
     assert np.linalg.norm(e1 - face_embedding(im2, lm2)) > 0.3  # crops of different files
+
+
+def test_real_crops_as_one_flat_folder_have_no_identity_over_five_percent(real_faces_dir, tmp_path):
+    """The 400 shared crops (many people, no identity sub-folders, as FFHQ): the split's identities
+    are face clusters, and none holds more than 5 % of the photos (single linkage chained them)."""
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    files = sorted(real_faces_dir.glob("*.png"))
+    for p in files:
+        shutil.copy(p, folder / p.name)
+    download_source(DataConfig.model_validate({"source": "folder", "folder": {"path": str(folder)}}),
+                    0, tmp_path / "raw")
+    align_dataset(tmp_path / "raw", tmp_path / "aligned", AlignConfig(size=32), progress=False)
+    synthesize_dataset(tmp_path / "aligned", tmp_path / "synth", SynthesizeConfig(), seed=0, progress=False)
+    split_dataset(tmp_path / "synth", tmp_path / "splits", SplitConfig(), seed=0, progress=False)
+    summary = json.loads((tmp_path / "splits" / "summary.json").read_text())
+    assert summary["identity_method"].startswith(METHOD_CLUSTERS)
+    assert summary["faces_with_embedding"] >= 0.9 * len(files)
+    assert summary["largest_identity_share"] <= 0.05
+    assert sum(summary["identities"].values()) >= 100

@@ -15,6 +15,7 @@ faces that have a train face closer than the same-person threshold.
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +32,12 @@ from unmask.errors import UnmaskError
 from unmask.io.atomic import atomic_dir
 from unmask.io.shards import ShardWriter, iter_rows, read_table
 
+log = logging.getLogger(__name__)
+
 SPLITS = ("train", "val", "test")
+# a clustered identity this small only warns when over split.max_identity_share (a folder of a few
+# dozen photos of a few people is legitimately lumpy)
+SMALL_IDENTITY_PHOTOS = 20
 
 
 @dataclass
@@ -80,8 +86,10 @@ class SplitReport:
     identity_method: str = METHOD_SOURCE
     photos_regrouped_by_face: int = 0           # photos whose identity came from embedding clusters
     faces_with_embedding: int = 0               # aligned photos with a dlib face descriptor
-    # photos in the largest identity: single linkage can chain unlike faces into one big identity
+    # photos in the largest identity, and its share of all photos (split.max_identity_share bounds it
+    # for identities found by face clustering)
     largest_identity_photos: int = 0
+    largest_identity_share: float = 0.0
     # share of test photos whose nearest train photo is closer than the same-person threshold
     # (null without descriptors): the leakage the identity labels did not prevent
     test_faces_near_a_train_face: Optional[float] = None
@@ -113,18 +121,34 @@ def _near_share(faces: list[Face], ident: dict[str, str], split: dict[str, str])
     return round(share_near(np.stack(by["test"]), np.stack(by["train"]), SAME_PERSON_DISTANCE), 4)
 
 
+def _check_share(resolved, n_photos: int, cfg: SplitConfig, source: str) -> None:
+    share = resolved.largest_clustered / max(n_photos, 1)
+    if share <= cfg.max_identity_share:
+        return
+    msg = (f"{source}: split.max_identity_share: face-embedding clustering put {resolved.largest_clustered} "
+           f"of {n_photos} photos ({share:.1%}) into one identity, more than the {cfg.max_identity_share:g} "
+           "allowed")
+    if resolved.largest_clustered <= SMALL_IDENTITY_PHOTOS:
+        log.warning("%s (kept: %d photos or fewer only warn)", msg, SMALL_IDENTITY_PHOTOS)
+        return
+    raise UnmaskError(f"{msg}; give identities by sub-folder (one per person) or raise the share")
+
+
 def split_dataset(in_dir: str | Path, out_dir: str | Path, cfg: SplitConfig, seed: int,
-                  progress: bool = True) -> SplitReport:
+                  progress: bool = True, source: str = "params.yaml") -> SplitReport:
     """Read SYNTH shards from ``in_dir`` and write ``out_dir/{train,val,test}/`` (SPLIT schema) and
     ``out_dir/summary.json``.
 
     A row's identity is the one its source gave, except for folder photos named only by their file:
     those are grouped by face descriptor (:func:`unmask.data.identities.resolve_identities`) and
-    written with the group's identity."""
+    written with the group's identity. An identity that clustering made larger than
+    ``cfg.max_identity_share`` of the photos is refused (``source`` is the params file, for the
+    message); nothing is written then."""
     source_ids, faces = _faces(in_dir)
     if not source_ids:
         raise UnmaskError(f"{in_dir}: no images to split (the synthesize stage produced none)")
     resolved = resolve_identities(faces)
+    _check_share(resolved, len(faces), cfg, source)
     ident = resolved.identity
     identities = [ident[s] for s in source_ids]
     try:
@@ -169,7 +193,8 @@ def split_dataset(in_dir: str | Path, out_dir: str | Path, cfg: SplitConfig, see
             identity_method=resolved.method,
             photos_regrouped_by_face=resolved.n_merged,
             faces_with_embedding=sum(f.embedding is not None for f in faces),
-            largest_identity_photos=max(Counter(ident.values()).values()),
+            largest_identity_photos=(largest := max(Counter(ident.values()).values())),
+            largest_identity_share=round(largest / len(faces), 4),
             test_faces_near_a_train_face=_near_share(faces, ident, assignment.split),
             seed=seed,
         )
