@@ -196,7 +196,8 @@ def crop_to_photo(quad: np.ndarray, size: int) -> np.ndarray:
 
 
 def find_faces(photo: np.ndarray, face_crop: bool = False) -> list[np.ndarray]:
-    """68 landmarks per face (:func:`unmask.data.landmarks.find_faces`: HOG, CNN, padded, face crop)."""
+    """68 landmarks per face (:func:`unmask.data.landmarks.find_faces`: face mesh, then dlib's HOG, CNN,
+    padded, face crop): the same finder as the align stage's."""
     return find_faces_how(photo, face_crop)[0]
 
 

@@ -207,7 +207,7 @@ def test_source_landmarks_are_used_only_when_asked(tmp_path):
                       progress=False)
     assert str(e.value) == (f"{tmp_path / 'b'}: no face aligned in 1 images (no face: 1); "
                             f"see {tmp_path / 'b' / 'rejected.csv'}")
-    assert _rejected(tmp_path / "b")["g-0"].startswith("no_face: g-0: dlib found no face")
+    assert _rejected(tmp_path / "b")["g-0"].startswith("no_face: g-0: no face found (face mesh, dlib HOG")
 
 
 def test_bad_rows_are_rejected_with_reasons(tmp_path):

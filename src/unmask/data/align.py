@@ -263,8 +263,11 @@ def _dlib_landmarks(image: np.ndarray, image_id: str, cfg: AlignConfig) -> np.nd
     faces, _ = find_faces(image, cfg.detector_upsample, cnn=cfg.cnn_fallback, pad=cfg.pad_retry,
                           face_crop=cfg.face_crop_fallback)
     if not faces:
-        tried = "HOG" + (", CNN" if cfg.cnn_fallback else "") + (", padded" if cfg.pad_retry else "")
-        raise _Reject(NO_FACE, f"{image_id}: dlib found no face ({tried}; upsample {cfg.detector_upsample})")
+        from unmask.data.mesh_faces import available
+
+        tried = (("face mesh, " if available() else "") + "dlib HOG" + (", CNN" if cfg.cnn_fallback else "")
+                 + (", padded" if cfg.pad_retry else ""))
+        raise _Reject(NO_FACE, f"{image_id}: no face found ({tried}; dlib upsample {cfg.detector_upsample})")
     if len(faces) > 1:
         raise _Reject(MULTIPLE_FACES, f"{image_id}: {len(faces)} faces found, need exactly one")
     return faces[0].astype(np.float64)
