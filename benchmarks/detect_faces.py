@@ -7,8 +7,8 @@ photos of people wearing masks.
 For ``--n`` photos of each folder (``--n-before`` for the slow dlib-only "before", the same photos'
 first ones): the share found, by which step, the share that passes the align stage's checks (eyes and
 mouth inside the photo, eye distance), and the median seconds per photo on this CPU (printed).
-``--sheet`` writes a contact sheet of 30 found masked faces (eyes, mouth corners and the alignment
-square drawn on each) to count misplaced ones by eye. Skips with a reason when ``../shared/data/faces``
+``--sheet OUT.png`` writes a contact sheet of the first 30 masked faces found (eyes, mouth corners and
+the alignment square drawn on each) to count misplaced ones by eye, and ``OUT_before.png`` of dlib's. Skips with a reason when ``../shared/data/faces``
 is absent (a clone has no ``../shared``).
 """
 
@@ -120,8 +120,8 @@ def main() -> int:
             steps = ", ".join(f"{k} {v}" for k, v in sorted(how.items()) if k != "none")
             print(f"| {folder.name} | {name} | {n} | {pct(n - how['none'] - how['unreadable'], n)} | {steps} | "
                   f"{pct(ok, n)} | {np.median(times):.3f} |", flush=True)
-            if args.sheet and mesh and folder.name.startswith("masked"):
-                _sheet(found, args.sheet)
+            if args.sheet and folder.name.startswith("masked"):
+                _sheet(found, args.sheet if mesh else args.sheet.with_name(args.sheet.stem + "_before.png"))
     return 0
 
 

@@ -95,7 +95,7 @@ def test_a_re_trained_champion_re_measures_the_stage_that_reads_it_alone(recorde
     reading = {f"evaluate_across@{i}" for i, e in enumerate(yaml.safe_load((ROOT / "params.yaml").read_text())["across"])
                if e["reads"] == "table4_approach"}
     assert reading == {"evaluate_across@0", "evaluate_across@5"}
-    assert changed == {"sweep@table4_approach", "evaluate@table4_approach", *reading, "report"}
+    assert changed == {"sweep@table4_approach", "evaluate@table4_approach", *reading, "leaderboard", "report"}
 
 
 def test_evaluate_across_stages_name_the_files_of_the_study_they_read():

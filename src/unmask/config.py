@@ -116,7 +116,7 @@ class SplitConfig(_Section):
 
 
 # sections parsed by unmask.studies (kept as Params' extra keys: the data stages never need them)
-STUDY_SECTIONS = ("train", "sweep", "tracking", "reports", "studies", "across")
+STUDY_SECTIONS = ("train", "sweep", "tracking", "reports", "studies", "across", "leaderboard")
 # what a params.yaml file must have: without them a typo (`dta:`) or an empty file would silently run
 # the defaults and replace data/ (a programmatic parse_params may leave them out)
 REQUIRED_SECTIONS = ("data", "align", "synthesize", "split", "train", "studies")

@@ -24,7 +24,10 @@ SPLITS_DIR = Path("data/splits")
 RESULTS_DIR = Path("results")
 REPORTS_DIR = Path("reports")
 # files in reports/ that benchmarks write (benchmarks/convergence.py); the report stage keeps them
-BENCHMARK_REPORTS = ("convergence.md", "convergence.png", "convergence.json")
+# written by commands other than the report stage (benchmarks, `unmask benchmark-real`): kept as they are
+BENCHMARK_REPORTS = ("convergence.md", "convergence.png", "convergence.json", "leaderboard_real.md",
+                     "leaderboard_real.png")
+LEADERBOARD_PAGE = "leaderboard"
 
 
 def _under_root(path: str | None, root: Path) -> str | None:
@@ -182,24 +185,94 @@ def run_evaluate_across(params: Params, study: str, other: str | None = None, ro
     return outs
 
 
+def _evaluated(sp, results: Path) -> tuple[dict, list[str]]:
+    """The studies whose results the report can render (evaluated, with what they read of others) and
+    the names of the others."""
+    from unmask.evaluation.across import across_dir
+    from unmask.evaluation.evaluate import EVAL_FILE
+
+    ready, missing = {}, []
+    for name, study in sp.studies.items():
+        if (results / name / EVAL_FILE).is_file() and all(
+                across_dir(results, name, other).is_dir() for other in study.reads()):
+            ready[name] = study
+        else:
+            missing.append(name)
+    return ready, missing
+
+
+def run_leaderboard(params: Params, root: Path = Path("."), progress: bool = True) -> Path:
+    """Measure ``params.yaml``'s ``leaderboard`` (every listed champion, end to end and the baselines on
+    the test faces) into ``results/leaderboard/``: replaced whole, or left as it was on failure."""
+    from unmask.evaluation.leaderboard import LEADERBOARD_DIR, measure_leaderboard, write_leaderboard
+    from unmask.studies import parse_study_params
+
+    sp = parse_study_params(params)
+    lb = sp.leaderboard
+    if lb is None:
+        raise UnmaskError(f"{params.source}: no `leaderboard` section (which champions to rank)")
+    out = root / RESULTS_DIR / LEADERBOARD_DIR
+    scores, info = measure_leaderboard(lb.champions, lb.baselines, lb.mask_from, lb.end_to_end_baselines,
+                                       root / RESULTS_DIR, root / SPLITS_DIR / "test", lb.kinds, lb.image_size,
+                                       root, log=log.info if progress else (lambda s: None))
+    info["data_source"] = params.data.source
+    with atomic_dir(out) as tmp:
+        write_leaderboard(scores, info, tmp)
+    log.info("leaderboard: %d rows on %d faces -> %s", len(info["methods"]), info["n_faces"], out)
+    return out
+
+
+def _data_line(params: Params, info: dict) -> str:
+    kinds = ", ".join(info.get("kinds", []))
+    return (f"the pipeline's test split (`data.source: {params.data.source}`, aligned at "
+            f"{params.align.size} px; occlusion kinds: {kinds}), identities disjoint from every study's training")
+
+
 def run_report(params: Params, root: Path = Path("."), progress: bool = True) -> list[Path]:
-    """Render every study's tables and figures from results/ into reports/ (measures nothing)."""
+    """Render the tables and figures of every evaluated study (and the leaderboard, when measured) from
+    results/ into reports/ (measures nothing). Studies not evaluated yet are listed, and their earlier
+    pages kept; with none evaluated it is an error."""
+    from unmask.evaluation.leaderboard import LEADERBOARD_DIR, load_leaderboard
     from unmask.reports.figures import write_reports
+    from unmask.reports.leaderboard import render_leaderboard
     from unmask.studies import parse_study_params
     from unmask.tracking import log_reports_to_parents
 
     sp = parse_study_params(params)
+    results = root / RESULTS_DIR
+    ready, missing = _evaluated(sp, results)
+    if not ready:
+        raise UnmaskError(f"{results}: no study of {params.source} is evaluated yet (run `dvc repro`, or "
+                          f"`unmask sweep STUDY` then `unmask evaluate STUDY`)")
+    if missing:
+        log.warning("report: %d of %d studies are not evaluated yet, left out: %s", len(missing),
+                    len(sp.studies), ", ".join(missing))
     reports = root / REPORTS_DIR
     with atomic_dir(reports) as tmp:   # reports/ is replaced whole, or left as it was when a study fails
         for name in BENCHMARK_REPORTS:   # written by benchmarks, not by this stage: kept
             if (reports / name).is_file():
                 shutil.copy2(reports / name, tmp / name)
-        written = write_reports(root / RESULTS_DIR, tmp, sp.studies)
-        kept = _keep_other_studies(reports, tmp, sp.studies, params.source)
+        written = write_reports(results, tmp, ready)
+        if sp.leaderboard is not None and (results / LEADERBOARD_DIR).is_dir():
+            scores, info = load_leaderboard(results / LEADERBOARD_DIR)
+            written += render_leaderboard(scores, info, tmp, LEADERBOARD_PAGE,
+                                          "Leaderboard: every paper's methods on the same synthetic test faces",
+                                          _data_line(params, info), {n: s.title for n, s in sp.studies.items()})
+        if missing:
+            _note_missing(tmp, missing, params.source)
+        kept = _keep_other_studies(reports, tmp, ready, params.source)
     written = [reports / p.relative_to(tmp) for p in written]
-    log_reports_to_parents(sp, root, root / RESULTS_DIR, reports)
+    log_reports_to_parents(sp, root, results, reports)
     log.info("report: %d files in %s", len(written), root / REPORTS_DIR)
     return written
+
+
+def _note_missing(tmp: Path, missing: list[str], source: str) -> None:
+    index = tmp / "README.md"
+    text = index.read_text() if index.is_file() else ""
+    text += ("\n## Not evaluated yet\n\nIn " + Path(source).name + " but without results to render (run their "
+             "sweep and evaluate stages): " + ", ".join(f"`{n}`" for n in missing) + ".\n")
+    write_text(index, text)
 
 
 STUDY_FIGURES = ("{}.png", "{}_curves.png", "{}_search.png", "{}_stages.png")
@@ -213,7 +286,8 @@ def _keep_other_studies(reports: Path, tmp: Path, studies, source: str) -> list[
     kept = []
     for page in sorted(reports.glob("*.md")):
         name = page.stem
-        if page.name == "README.md" or page.name in BENCHMARK_REPORTS or name in studies or not page.is_file():
+        if (page.name == "README.md" or page.name in BENCHMARK_REPORTS or name in studies
+                or name == LEADERBOARD_PAGE or not page.is_file()):
             continue
         for f in [page.name, *(pattern.format(name) for pattern in STUDY_FIGURES)]:
             if (reports / f).is_file() and not (tmp / f).exists():
@@ -224,7 +298,7 @@ def _keep_other_studies(reports: Path, tmp: Path, studies, source: str) -> list[
                     "and its figures to drop one)", len(kept), source, ", ".join(kept))
         index = tmp / "README.md"
         text = index.read_text() if index.is_file() else ""
-        text += ("\n## Kept from an earlier report\n\nNot in " + Path(source).name + ", so not re-written here: "
+        text += ("\n## Kept from an earlier report\n\nNot rendered by this run (not in " + Path(source).name + ", or not evaluated yet), kept as they were: "
                  + ", ".join(f"[{n}]({n}.md)" for n in kept) + ".\n")
         write_text(index, text)
     return kept
@@ -235,6 +309,8 @@ STAGES = {
     "align": (run_align, "FFHQ-style alignment from 68 landmarks -> data/aligned/"),
     "synthesize": (run_synthesize, "draw occlusions with exact masks -> data/synth/"),
     "split": (run_split, "identity-disjoint train/val/test and unpaired domains -> data/splits/"),
+    "leaderboard": (run_leaderboard, "every listed champion, end to end and the baselines on the same test "
+                    "faces -> results/leaderboard/"),
     "report": (run_report, "comparison tables and figures of every study from results/ -> reports/"),
 }
 DATA_STAGES = ("download", "align", "synthesize", "split")

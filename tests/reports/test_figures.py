@@ -104,22 +104,48 @@ def test_a_study_validated_once_has_a_one_point_curve(tmp_path, monkeypatch):
 
 
 def test_report_stage_replaces_reports_whole_or_leaves_it_as_it_was(tmp_path):
-    """Study a is complete, study b has no eval.parquet: the stage fails naming b, and reports/ keeps
-    exactly its old files (none of a's new pages, no temporaries beside it)."""
+    """Study a is complete, study b's eval.parquet is damaged: the stage fails naming b, and reports/
+    keeps exactly its old files (none of a's new pages, no temporaries beside it)."""
+    from unmask.config import parse_params
+    from unmask.pipeline import run_report
+
+    (tmp_path / "results" / "a_ok").mkdir(parents=True)
+    _eval_df().to_parquet(tmp_path / "results" / "a_ok" / "eval.parquet")
+    (tmp_path / "results" / "b_broken").mkdir(parents=True)
+    (tmp_path / "results" / "b_broken" / "eval.parquet").write_bytes(b"PAR1 not really")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "old.md").write_text("old report\n")
+    params = parse_params({"tracking": {"uri": "sqlite:///mlflow.db"},
+                           "studies": {"a_ok": {}, "b_broken": {}}})
+    with pytest.raises(UnmaskError, match=r"results/b_broken/eval.parquet: not a table"):
+        run_report(params, root=tmp_path, progress=False)
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["old.md"]
+    assert (tmp_path / "reports" / "old.md").read_text() == "old report\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reports", "results"]
+
+
+def test_report_renders_the_studies_that_were_run_and_lists_the_others(tmp_path, caplog):
+    """A researcher who ran one study of params.yaml gets its page; the others are named as not
+    evaluated yet (in a warning and in the index), and their earlier pages are kept."""
     from unmask.config import parse_params
     from unmask.pipeline import run_report
 
     (tmp_path / "results" / "a_ok").mkdir(parents=True)
     _eval_df().to_parquet(tmp_path / "results" / "a_ok" / "eval.parquet")
     (tmp_path / "reports").mkdir()
-    (tmp_path / "reports" / "old.md").write_text("old report\n")
+    (tmp_path / "reports" / "b_missing.md").write_text("b, from an earlier run\n")
     params = parse_params({"tracking": {"uri": "sqlite:///mlflow.db"},
                            "studies": {"a_ok": {}, "b_missing": {}}})
-    with pytest.raises(UnmaskError, match=r"results/b_missing/eval.parquet: missing; run the evaluate stage"):
+    with caplog.at_level("WARNING"):
         run_report(params, root=tmp_path, progress=False)
-    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["old.md"]
-    assert (tmp_path / "reports" / "old.md").read_text() == "old report\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["reports", "results"]
+    assert (tmp_path / "reports" / "a_ok.md").is_file()
+    assert (tmp_path / "reports" / "b_missing.md").read_text() == "b, from an earlier run\n"
+    index = (tmp_path / "reports" / "README.md").read_text()
+    assert "## Not evaluated yet" in index and "`b_missing`" in index
+    assert "1 of 2 studies are not evaluated yet, left out: b_missing" in caplog.text
+    empty = parse_params({"tracking": {"uri": "sqlite:///mlflow.db"}, "studies": {"b_missing": {}}})
+    with pytest.raises(UnmaskError, match=r"no study of params.yaml is evaluated yet"):
+        run_report(empty, root=tmp_path, progress=False)
 
 
 def test_report_with_other_params_keeps_pages_of_studies_it_does_not_list(tmp_path, caplog):

@@ -274,7 +274,11 @@ def write_reports(results_dir: str | os.PathLike, reports_dir: str | os.PathLike
         eval_path = study_dir / EVAL_FILE
         if not eval_path.is_file():
             raise UnmaskError(f"{eval_path}: missing; run the evaluate stage for study {name!r} first")
-        eval_df = pd.read_parquet(eval_path)
+        try:
+            eval_df = pd.read_parquet(eval_path)
+        except (OSError, ValueError) as err:   # pyarrow's ArrowInvalid is a ValueError
+            raise UnmaskError(f"{eval_path}: not a table ({str(err).strip().splitlines()[0]}); re-run the "
+                              f"evaluate stage for study {name!r}") from None
         paper = paper_table(meta.get("reference"), where=f"studies.{name}.reference")
         search = meta.get("search")
         if search:

@@ -328,6 +328,28 @@ class AcrossEntry(_Section):
     reads: str
 
 
+class LeaderboardConfig(_Section):
+    """``leaderboard``: every listed study's champion, end to end with ``mask_from``'s segmenter, and
+    the classical baselines, on the same test faces scored at ``image_size``
+    (:mod:`unmask.evaluation.leaderboard`)."""
+    champions: list[str] = Field(min_length=1)
+    mask_from: Optional[str] = None
+    baselines: list[str] = Field(default_factory=lambda: ["input", "telea", "navier_stokes", "biharmonic"])
+    end_to_end_baselines: list[str] = Field(default_factory=lambda: ["telea"])   # also given the predicted mask
+    kinds: Optional[list[str]] = None          # occlusion kinds of the test faces (None: all)
+    image_size: StrictInt = Field(64, ge=8, le=1024)   # the common scoring size
+
+    @field_validator("baselines", "end_to_end_baselines")
+    @classmethod
+    def _known_baselines(cls, names: list[str]) -> list[str]:
+        from unmask.metrics.baselines import BASELINES
+
+        for n in names:
+            if n not in BASELINES:
+                raise ValueError(f"unknown baseline {n!r} (choose from {', '.join(sorted(BASELINES))})")
+        return names
+
+
 class StudiesParams(_Section):
     train: dict[str, Any] = Field(default_factory=dict)
     sweep: SweepConfig = SweepConfig()
@@ -338,6 +360,7 @@ class StudiesParams(_Section):
     # exactly the pairs the studies' champions and mask_from ask for (checked below); left out (a
     # params file run without DVC), it is those pairs
     across: Optional[list[AcrossEntry]] = None
+    leaderboard: Optional[LeaderboardConfig] = None
     _source: str = PrivateAttr("params.yaml")   # the file it was read from, for errors found later
 
     @property
@@ -391,6 +414,25 @@ class StudiesParams(_Section):
                            else "scored_by")
                     raise ValueError(f"across: add {{study: {name}, reads: {other}}}, which studies.{name}.{key} "
                                      "asks for (dvc.yaml runs one evaluate_across stage per entry)")
+        return self
+
+    @model_validator(mode="after")
+    def _leaderboard_rows_exist(self) -> "StudiesParams":
+        lb = self.leaderboard
+        if lb is None:
+            return self
+        for i, name in enumerate(lb.champions):
+            study = self.studies.get(name)
+            if study is None or study.output() != "image":
+                have = [n for n, s in self.studies.items() if s.output() == "image"]
+                raise ValueError(f"leaderboard.champions[{i}]: {name!r} is not a study that restores faces "
+                                 f"(have: {', '.join(have) or 'none'})")
+        if lb.mask_from is not None:
+            seg = self.studies.get(lb.mask_from)
+            if seg is None or not seg.finds_masks():
+                have = [n for n, s in self.studies.items() if s.finds_masks()]
+                raise ValueError(f"leaderboard.mask_from: {lb.mask_from!r} is not a segmentation study "
+                                 f"(have: {', '.join(have) or 'none'})")
         return self
 
     @model_validator(mode="after")
