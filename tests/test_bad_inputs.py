@@ -291,3 +291,16 @@ def test_signal_to_the_process_group_reaches_the_sweep_as_sigint(tmp_path, sig):
             runner.wait()
     assert out.strip() == "child got SIGINT"
     assert runner.returncode == 3
+
+
+def test_benchmark_real_refuses_a_missing_folder_and_one_it_would_replace(tmp_path, capsys):
+    params = str(Path(__file__).resolve().parents[1] / "params.yaml")
+    assert cli.main(["--params", params, "--root", str(tmp_path), "-q", "benchmark-real",
+                     str(tmp_path / "nope")]) == 2
+    assert f"{tmp_path / 'nope'}: not a folder of photos" in capsys.readouterr().err
+    inside = tmp_path / "reports" / "my-photos"
+    inside.mkdir(parents=True)
+    (inside / "a.png").write_bytes(b"keep me")
+    assert cli.main(["--params", params, "--root", str(tmp_path), "-q", "benchmark-real", str(inside)]) == 2
+    assert "which benchmark-real replaces" in capsys.readouterr().err
+    assert (inside / "a.png").read_bytes() == b"keep me"

@@ -57,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     inf.add_argument("--side-by-side", action="store_true", help="write input | region | output")
     inf.add_argument("--face-crop", action="store_true",
                      help="each photo is a crop of one face: where no detector finds it, take the crop as the face")
+    br = sub.add_parser("benchmark-real", help="the leaderboard on a folder of your real unmasked face photos",
+                        description="Align the photos (face mesh), draw the project's masks on them with their "
+                                    "exact binary masks, and score every leaderboard champion and baseline on "
+                                    "them -> reports/leaderboard_real.md (working files in "
+                                    "results/benchmark_real/). The folder is only read.")
+    br.add_argument("folder", help="a folder of real, unmasked face photos (one face each)")
+    br.add_argument("--limit", type=int, default=None, help="use at most this many photos")
     ed = sub.add_parser("edit", help="edit a face by its parsing map (seed 003: mask-to-face, one component's "
                                      "style, a painted map)",
                         description="Seed 003's editor on one aligned face: a test face (test:N) or a photo "
@@ -218,6 +225,12 @@ def main(argv: list[str] | None = None) -> int:
                                   f"see {listed})")
             print(f"unmask infer: {written} photo(s) written to {args.out}; {len(rejected)} rejected "
                   f"(see {listed})", file=sys.stderr)
+            return 0
+        if args.command == "benchmark-real":
+            from unmask.pipeline import run_benchmark_real
+
+            for p in run_benchmark_real(params, args.folder, root, progress=not args.quiet, limit=args.limit):
+                print(f"unmask benchmark-real: wrote {p}", file=sys.stderr)
             return 0
         if args.command == "edit":
             from unmask.edit import run_edit

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -220,6 +221,64 @@ def run_leaderboard(params: Params, root: Path = Path("."), progress: bool = Tru
         write_leaderboard(scores, info, tmp)
     log.info("leaderboard: %d rows on %d faces -> %s", len(info["methods"]), info["n_faces"], out)
     return out
+
+
+BENCHMARK_REAL_DIR = RESULTS_DIR / "benchmark_real"
+REAL_PAGE = "leaderboard_real"
+
+
+def run_benchmark_real(params: Params, folder: str | Path, root: Path = Path("."), progress: bool = True,
+                       limit: int | None = None) -> list[Path]:
+    """The leaderboard on real faces: the unmasked photos of ``folder`` aligned, the project's masks drawn
+    on them (``synthesize`` of params, the leaderboard's kinds), every champion and baseline scored as on
+    the synthetic split. Working files in ``results/benchmark_real/`` (replaced whole); the page in
+    ``reports/leaderboard_real.md`` and ``.png``. ``folder`` is only read."""
+    import tempfile
+
+    from unmask.evaluation.leaderboard import measure_leaderboard, write_leaderboard
+    from unmask.evaluation.real_faces import prepare_real_test
+    from unmask.reports.leaderboard import render_leaderboard
+    from unmask.studies import parse_study_params
+
+    sp = parse_study_params(params)
+    lb = sp.leaderboard
+    if lb is None:
+        raise UnmaskError(f"{params.source}: no `leaderboard` section (which champions to rank)")
+    kinds = {k: w for k, w in params.synthesize.kinds.items() if not lb.kinds or k in lb.kinds}
+    synth = params.synthesize.model_copy(update={"kinds": kinds or params.synthesize.kinds})
+    out = root / BENCHMARK_REAL_DIR
+    src = Path(folder).resolve()
+    for mine in (out.resolve(), (root / REPORTS_DIR).resolve()):
+        if src == mine or mine in src.parents or src in mine.parents:
+            raise UnmaskError(f"{folder}: overlaps {mine}, which benchmark-real replaces; give a folder of "
+                              "photos elsewhere")
+    with atomic_dir(out) as tmp:
+        faces = prepare_real_test(folder, tmp, params.align, synth, params.seed, limit, progress)
+        log.info("benchmark-real: %d photos, %d aligned, %d test faces (rejected: %s)", faces.photos,
+                 faces.aligned, faces.faces, faces.rejected or "none")
+        scores, info = measure_leaderboard(lb.champions, lb.baselines, lb.mask_from, lb.end_to_end_baselines,
+                                           root / RESULTS_DIR, faces.test_dir, lb.kinds, lb.image_size, root,
+                                           log=log.info if progress else (lambda s: None))
+        info.update({"folder": str(folder), "photos": faces.photos, "aligned": faces.aligned,
+                     "rejected": faces.rejected})
+        write_leaderboard(scores, info, tmp / "leaderboard")
+    reports = root / REPORTS_DIR
+    reports.mkdir(parents=True, exist_ok=True)
+    line = (f"{faces.photos} real unmasked photos of `{Path(folder).name}/` ({faces.aligned} aligned at "
+            f"{params.align.size} px by the face finder; rejected: "
+            + (", ".join(f"{k} {v}" for k, v in sorted(faces.rejected.items())) or "none")
+            + f"), the project's masks drawn on each with their exact binary masks (seed {params.seed}); "
+            "every model was trained on synthetic faces only")
+    with tempfile.TemporaryDirectory(dir=reports, prefix=".real-") as tmp_reports:
+        written = render_leaderboard(scores, info, Path(tmp_reports), REAL_PAGE,
+                                     "Leaderboard on real faces: does training on synthetic faces transfer?",
+                                     line, {n: s.title for n, s in sp.studies.items()})
+        final = []
+        for p in written:
+            os.replace(p, reports / p.name)
+            final.append(reports / p.name)
+    log.info("benchmark-real: -> %s", ", ".join(map(str, final)))
+    return final
 
 
 def _data_line(params: Params, info: dict) -> str:

@@ -118,3 +118,30 @@ def test_the_page_states_the_scoring_size_ranks_with_intervals_and_the_rule(proj
     assert "ordered ahead of another only when its whole interval is above" in text
     assert "over Telea" in text and "## Masked PSNR (dB) by occlusion kind" in text
     assert png.is_file() and png.stat().st_size > 1000
+
+
+def test_real_photos_become_test_faces_scored_by_the_same_code_and_the_folder_is_untouched(project, tmp_path):
+    """benchmark-real's path: real unmasked crops aligned, masks drawn, every row scored as on the
+    synthetic split (skips without ../shared)."""
+    import hashlib
+    import shutil
+
+    from tests.conftest import shared_dir
+    from unmask.config import AlignConfig, SynthesizeConfig
+    from unmask.evaluation.real_faces import prepare_real_test
+
+    root, splits, _, _ = project
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for p in sorted(shared_dir("faces", "unmasked-crops").glob("*.png"))[:10]:
+        shutil.copy(p, folder / p.name)
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+    faces = prepare_real_test(folder, tmp_path / "work", AlignConfig(size=SCORE_AT), SynthesizeConfig(), 0,
+                              progress=False)
+    assert faces.photos == 10 and faces.aligned >= 9 and faces.faces == faces.aligned
+    scores, info = measure_leaderboard(["inp"], ["input", "telea"], None, [], root / "results", faces.test_dir,
+                                       None, SCORE_AT, root)
+    assert info["n_faces"] == faces.faces and set(scores["method"]) == {"inp", "input", "telea"}
+    assert scores.groupby("method").size().to_dict() == {"inp": 2 * faces.faces, "input": faces.faces,
+                                                         "telea": faces.faces}
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()} == before
