@@ -72,6 +72,26 @@ def _hole_scores(restore, parser: Any, ds, batch_size: int) -> dict[str, float]:
     return {"parse_hole_miou": aggregate(per)["parse_hole_miou"]}
 
 
+def _scorer_on_real(eval_df: pd.DataFrame, scorer: str, results_dir, test_dir, kinds, root, fields,
+                    batch_size: int):
+    """The scorer (study ``scorer``'s champion parser) and its row, the test faces (``fields``) at the
+    study's size, and the scorer's parsing metrics on the real (clean) faces."""
+    parser, best = load_champion(scorer, results_dir, root)
+    sizes = eval_df["image_size"].dropna()
+    size = int(sizes.iloc[0]) if len(sizes) else int(parser.cfg.image_size)
+    ds = test_set(test_dir, kinds, size, fields)
+    real = aggregate([parsing_metrics(parser.predict(b["clean"]), b["parsing"]) for b in batches(ds, batch_size)])
+    return parser, best, ds, real
+
+
+def _finished_trainer(trial, root):
+    """A finished trial's trainer from its checkpoint (on the CPU), else None."""
+    if trial["status"] != TrialStatus.FINISHED:
+        return None
+    with local_copy(resolve_location(trial["checkpoint"], root)) as ckpt:
+        return load_trainer(ckpt, device="cpu")
+
+
 def measure_semantic_fidelity(eval_df: pd.DataFrame, scorer: str, results_dir: str | os.PathLike,
                               test_dir: str | os.PathLike, kinds: Sequence[str] | None, root: str | os.PathLike = ".",
                               batch_size: int = 16) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -80,19 +100,15 @@ def measure_semantic_fidelity(eval_df: pd.DataFrame, scorer: str, results_dir: s
     and inside the masks)."""
     from unmask.metrics.baselines import build_baseline
 
-    parser, best = load_champion(scorer, results_dir, root)
-    sizes = eval_df["image_size"].dropna()
-    size = int(sizes.iloc[0]) if len(sizes) else int(parser.cfg.image_size)
-    ds = test_set(test_dir, kinds, size, RESTORE_FIELDS)
-    real = aggregate([parsing_metrics(parser.predict(b["clean"]), b["parsing"]) for b in batches(ds, batch_size)])
+    parser, best, ds, real = _scorer_on_real(eval_df, scorer, results_dir, test_dir, kinds, root, RESTORE_FIELDS,
+                                             batch_size)
     real_hole = _hole_scores(lambda b: b["clean"], parser, ds, batch_size)
     rows = []
     for _, t in eval_df.iterrows():
         if t["role"] == "trial":
-            if t["status"] != TrialStatus.FINISHED:
+            trainer = _finished_trainer(t, root)
+            if trainer is None:
                 continue
-            with local_copy(resolve_location(t["checkpoint"], root)) as ckpt:
-                trainer = load_trainer(ckpt, device="cpu")
             restore = lambda b, tr=trainer: tr.translate(*tr.inputs(b))  # noqa: E731
         elif t["role"] == "baseline":
             fn = build_baseline(str(t["cell_label"]), key="studies.<study>.baselines")
@@ -111,18 +127,14 @@ def measure_parsing_consistency(eval_df: pd.DataFrame, scorer: str, results_dir:
                                 batch_size: int = 16) -> tuple[pd.DataFrame, dict[str, Any]]:
     """(rows: ``trial_id`` and ``test_<column>`` for every finished trial and portrait baseline of
     ``eval_df``; summary: the scorer's label and its mIoU on the real test faces)."""
-    parser, best = load_champion(scorer, results_dir, root)
-    sizes = eval_df["image_size"].dropna()
-    size = int(sizes.iloc[0]) if len(sizes) else int(parser.cfg.image_size)
-    ds = test_set(test_dir, kinds, size, ("clean", "parsing"))
-    real = aggregate([parsing_metrics(parser.predict(b["clean"]), b["parsing"]) for b in batches(ds, batch_size)])
+    parser, best, ds, real = _scorer_on_real(eval_df, scorer, results_dir, test_dir, kinds, root,
+                                             ("clean", "parsing"), batch_size)
     rows = []
     for _, t in eval_df.iterrows():
         if t["role"] == "trial":
-            if t["status"] != TrialStatus.FINISHED:
+            composer = _finished_trainer(t, root)
+            if composer is None:
                 continue
-            with local_copy(resolve_location(t["checkpoint"], root)) as ckpt:
-                composer = load_trainer(ckpt, device="cpu")
         elif t["cell_label"] in PORTRAIT_BASELINES:
             composer = PORTRAIT_BASELINES[t["cell_label"]]()
         else:
