@@ -5,8 +5,10 @@ and a contact sheet (input | region | output) of 16 photos.
         [--model STUDY:champion] [--limit 100] [--seed 0]
 
 The photos are research-only: the contact sheet and outputs go to ``--out`` (keep them out of the
-repository). Prints the CPU it ran on; timings are wall seconds per photo on this machine (detection
-with dlib's HOG detector, then its CNN detector, then both on the padded photo; alignment; model).
+repository). Prints the CPU it ran on; timings are wall seconds per photo on this machine (the face
+finder: MediaPipe's face mesh, dlib's detectors where it finds nothing; alignment; segmenter; model;
+colour match and Poisson blend). ``benchmarks/infer_vs_telea.py`` measures the same path against
+Telea on real faces with drawn masks.
 """
 
 from __future__ import annotations

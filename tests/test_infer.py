@@ -181,3 +181,73 @@ def test_the_default_model_is_the_best_champion_trained_on_face_masks(tmp_path):
     assert default_model(tmp_path, kinds, need_mask_free=True) == "masks_b:champion"
     with pytest.raises(UnmaskError, match="no trained model found"):
         default_model(tmp_path, {"holes": ["centre_hole"]}, need_mask_free=True)
+
+
+# --------------------------------------------------------------------------- photo-resolution clean-up
+def test_a_predicted_mask_is_cleaned_holes_filled_and_grown_over_its_rim():
+    from unmask.infer import RIM_FRAC, clean_region
+
+    region = np.zeros((200, 200), bool)
+    region[80:160, 50:150] = True
+    region[100:120, 80:100] = False        # print on the mask: a hole the segmenter left
+    region[85, 60] = False
+    cleaned = clean_region(region, crop_side=200.0)
+    assert cleaned[100:120, 80:100].all() and cleaned[85, 60]       # holes filled
+    rim = int(round(RIM_FRAC * 200))
+    assert cleaned[80 - rim + 1, 100] and cleaned[100, 150 + rim - 2]   # grown by the rim on every side
+    assert not cleaned[80 - rim - 3, 100] and not cleaned[20, 20]      # and no further
+
+
+def test_the_restoration_takes_the_colour_of_the_skin_around_it():
+    from unmask.infer import match_colour
+
+    photo = np.full((100, 100, 3), (180, 130, 110), np.uint8)         # skin
+    region = np.zeros((100, 100), bool)
+    region[40:70, 30:70] = True
+    restored = photo.copy()
+    restored[region] = (120, 120, 160)                                # a blue-grey cast
+    inside = np.ones((100, 100), bool)
+    out = match_colour(restored, photo, region, inside, crop_side=100.0)
+    assert np.abs(out[region].astype(int).mean(0) - (180, 130, 110)).max() < 42
+    assert (np.abs(out[region].astype(int).mean(0) - (180, 130, 110))
+            < np.abs(restored[region].astype(int).mean(0) - (180, 130, 110))).all()
+    assert np.array_equal(out[~region], restored[~region])
+
+
+def test_a_face_too_small_is_listed_with_its_size_and_the_others_restored(checkpoint, tmp_path, monkeypatch):
+    import unmask.infer as inf
+
+    photo, _, mask, lm = _photo()
+    tiny = (lm - lm.mean(0)) * 0.1 + (30, 30)                        # a face a few pixels wide
+    monkeypatch.setattr(inf, "find_faces", lambda p, face_crop=False: [lm, tiny])
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "two.png"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    written, rejected = infer(src, tmp_path / "out", load_unmasker(str(checkpoint)), progress=False)
+    assert written == 1
+    (name, why), = rejected
+    assert name.endswith("two.png") and why.startswith("face 2 of 2 at (30, 30): face too small: its crop is")
+    assert f"need {inf.MIN_FACE_PX}" in why and "rejected.csv" not in why
+    assert "face too small" in (tmp_path / "out" / "rejected.csv").read_text()
+    monkeypatch.setattr(inf, "find_faces", lambda p, face_crop=False: [tiny])
+    written, rejected = infer(src, tmp_path / "out2", load_unmasker(str(checkpoint)), progress=False)
+    assert written == 0 and "face too small" in rejected[0][1]
+
+
+def test_the_default_model_is_the_leaderboard_leader_real_faces_first(tmp_path):
+    import pandas as pd
+
+    from unmask.evaluation.leaderboard import write_leaderboard
+    from unmask.infer import default_model
+
+    def board(where, means):
+        rows = [{"method": m, "seed": 0, "face": 0, "psnr_masked": v} for m, v in means.items()]
+        methods = [{"name": m, "kind": "baseline" if m == "telea" else "champion", "study": m,
+                    "model_input": "image" if m == "cyc" else "image+mask"} for m in means]
+        write_leaderboard(pd.DataFrame(rows), {"methods": methods}, tmp_path / where)
+
+    board("results/leaderboard", {"inp": 25.0, "cyc": 20.0, "telea": 30.0})
+    assert default_model(tmp_path, [], need_mask_free=False) == "inp:champion"     # a baseline is no model
+    assert default_model(tmp_path, [], need_mask_free=True) == "cyc:champion"
+    board("results/benchmark_real/leaderboard", {"inp": 18.0, "other": 19.0})
+    assert default_model(tmp_path, [], need_mask_free=False) == "other:champion"

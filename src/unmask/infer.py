@@ -2,19 +2,21 @@
 
 For every face in a photo:
 
-1. detect it and its 68 landmarks (dlib's HOG detector, as the ``align`` stage does; where it finds
-   nothing, dlib's CNN detector; then both again on the photo padded by a quarter of its side, since
-   tight crops lose the context a detector needs);
-2. align it FFHQ-style at the model's image size (:func:`unmask.data.align.align_image`);
+1. find it and its 68 landmarks with the align stage's finder (:func:`unmask.data.landmarks.find_faces`:
+   MediaPipe's face mesh, dlib's detectors where it finds nothing); a face whose crop is smaller than
+   :data:`MIN_FACE_PX` is left as it is and listed in ``rejected.csv`` with its size;
+2. align it FFHQ-style at ``max(model size, WORK_MIN_PX)`` (:func:`unmask.data.align.align_image`);
 3. take the region to restore: the user's mask (``--mask FILE``, white = occluded) warped into the
    crop; else the mask a trained segmenter (seed 001, ``--segmenter``, by default the champion of
    ``seed001_segmentation`` when it has results) predicts on the aligned face; else the lower face from
    the landmarks (jaw line to nose bridge, where a face mask sits);
-4. unmask the crop with the model: a paired inpainter (declared input image + mask) gets the region as
-   its mask; an image-only model (seed 000's CycleGAN) gets the image;
-5. warp the result back with the alignment's own transform (:func:`crop_to_photo`) and blend it into the
-   photo inside the region, dilated and feathered; every pixel outside the dilated region is the input's,
-   bit for bit;
+   a predicted mask is cleaned at photo resolution (holes filled, edges smoothed, grown over its rim);
+4. unmask the crop with the model at its own size: a paired inpainter (declared input image + mask)
+   gets the region as its mask; an image-only model (seed 000's CycleGAN) gets the image; the output is
+   upsampled to the aligned crop;
+5. warp the result back with the alignment's own transform (:func:`crop_to_photo`), match its colour to
+   the skin around the region, and Poisson-blend it into the photo inside the region, dilated; every
+   pixel outside the dilated region is the input's, bit for bit;
 6. write the photo (``--side-by-side``: input | region | output).
 
 What it never does: write over an input (an ``--out`` equal to or inside the input folder is refused,
@@ -104,13 +106,13 @@ def load_unmasker(spec: str, root: str | os.PathLike = ".", role: str = "model",
         study, _, alias = spec.partition(":")
         if alias != "champion":
             raise UnmaskError(f"--{role} {spec}: only the alias 'champion' is known (STUDY:champion)")
-        from unmask.evaluation.champions import champion_row
-        from unmask.evaluation.evaluate import read_trials, resolve_location
+        from unmask.evaluation.evaluate import resolve_location
+        from unmask.evaluation.leaderboard import deployable_champion
 
         path = root / "results" / study / "trials.parquet"
         if not path.is_file():
             raise UnmaskError(f"{path}: missing; run the study {study!r} first (dvc repro)")
-        best = champion_row(read_trials(path), str(path))
+        best, _ = deployable_champion(study, root / "results", root)   # among the configurations a photo can run
         ckpt = resolve_location(str(best["checkpoint"]), root)
         trainer = load_trainer(ckpt, device="cpu")
         size = int(best.get("image_size") or trainer.cfg.image_size)
@@ -151,12 +153,43 @@ def default_segmenter(root: str | os.PathLike) -> str | None:
 FACE_MASK_KINDS = ("surgical", "cloth", "n95", "kn95", "template")
 
 
+LEADERBOARDS = ("results/benchmark_real/leaderboard", "results/leaderboard")   # real faces first
+
+
+def leaderboard_choice(root: str | os.PathLike, need_mask_free: bool) -> tuple[str, str] | None:
+    """``(STUDY:champion, why)`` of the leaderboard champion with the best mean masked PSNR -- on the
+    real-face leaderboard (``unmask benchmark-real``) when one was measured, else the synthetic one --
+    among those that take what is given; None without a leaderboard."""
+    from unmask.evaluation.leaderboard import load_leaderboard
+
+    for where in LEADERBOARDS:
+        folder = Path(root) / where
+        if not folder.is_dir():
+            continue
+        try:
+            scores, info = load_leaderboard(folder)
+        except UnmaskError:
+            continue
+        means = scores.groupby("method")["psnr_masked"].mean()
+        rows = [m for m in info["methods"] if m["kind"] == "champion" and m["name"] in means
+                and (not need_mask_free or m["model_input"] == "image")]
+        if rows:
+            best = max(rows, key=lambda m: means[m["name"]])
+            return f"{best['study']}:champion", f"best masked PSNR on {where} ({means[best['name']]:.2f} dB)"
+    return None
+
+
 def default_model(root: str | os.PathLike, studies: Sequence[str] | dict[str, Sequence[str] | None],
                   need_mask_free: bool) -> str:
-    """``STUDY:champion`` of the best champion (validation PSNR) among ``studies`` that have results and
-    were trained on face masks (``studies`` maps a name to its occlusion kinds; None: all kinds);
-    validation PSNR of studies on other occlusions (seed 002's centre holes) is not comparable. With
-    ``need_mask_free`` only models that take the image alone (no mask was given)."""
+    """``STUDY:champion`` of the best champion on the leaderboard (:func:`leaderboard_choice`: the
+    real-face one first) that takes what is given; without a leaderboard, the best validation PSNR
+    among ``studies`` that have results and were trained on face masks (``studies`` maps a name to its
+    occlusion kinds; None: all kinds); validation PSNR of studies on other occlusions (seed 002's centre
+    holes) is not comparable. With ``need_mask_free`` only models that take the image alone (no mask
+    was given)."""
+    chosen = leaderboard_choice(root, need_mask_free)
+    if chosen is not None:
+        return chosen[0]
     if isinstance(studies, dict):
         studies = [s for s, kinds in studies.items()
                    if kinds is None or any(k.split(":")[0] in FACE_MASK_KINDS for k in kinds)]
@@ -243,10 +276,79 @@ def blend_weights(region_photo: np.ndarray, dilate_px: int, feather_px: float) -
     return np.clip(w, 0.0, 1.0)
 
 
+WORK_MIN_PX = 64          # the aligned face is restored and composited at least this large
+MIN_FACE_PX = 24          # a face whose crop side is smaller (photo px) is left as it is, and listed
+RIM_FRAC = 0.025          # a predicted mask is grown by this share of the crop side (the mask's rim)
+RING_FRAC = 0.06          # skin ring for the colour match: this wide, just outside the grown region
+MAX_COLOUR_SHIFT = 40.0   # at most this many levels per channel
+SEAMLESS_MAX_SIDE = 1600  # Poisson blending on windows up to this side; wider ones are feathered
+
+
 @dataclass
 class FaceResult:
     output: np.ndarray        # the photo with this face restored
     region: np.ndarray        # (H, W) bool, the region restored (before dilation)
+
+
+class FaceTooSmall(UnmaskError):
+    """A face whose crop is smaller than :data:`MIN_FACE_PX` in the photo."""
+
+
+def clean_region(region: np.ndarray, crop_side: float) -> np.ndarray:
+    """A predicted occluder mask at photo resolution made whole: its holes filled (print on a mask, a
+    logo), its edges smoothed, and grown by :data:`RIM_FRAC` of the face's crop side to cover the mask's
+    rim, which a blocky low-resolution prediction leaves behind."""
+    r = region.astype(np.uint8)
+    if not r.any():
+        return region.astype(bool)
+    k = max(1, int(round(0.03 * crop_side)))
+    r = cv2.morphologyEx(r, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1,) * 2))
+    contours, _ = cv2.findContours(r, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    filled = np.zeros_like(r)
+    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+    sigma = max(0.5, 0.015 * crop_side)
+    smooth = cv2.GaussianBlur(filled.astype(np.float32), (0, 0), sigma) > 0.5
+    return grow(smooth | filled.astype(bool), max(1, int(round(RIM_FRAC * crop_side))))
+
+
+def match_colour(restored: np.ndarray, photo: np.ndarray, region: np.ndarray, inside: np.ndarray,
+                 crop_side: float) -> np.ndarray:
+    """``restored`` (window, uint8) with its region's colour shifted, per channel, so that the region's
+    border band has the mean of the photo's skin ring just outside it (at most
+    :data:`MAX_COLOUR_SHIFT` levels); the photo's own pixels are not changed."""
+    ring_w = max(2, int(round(RING_FRAC * crop_side)))
+    band_w = max(1, ring_w // 2)
+    outside = grow(region, ring_w) & ~grow(region, 1) & inside
+    band = region & grow(~region, band_w)
+    if outside.sum() < 8 or band.sum() < 8:
+        return restored
+    shift = photo[outside].astype(np.float32).mean(0) - restored[band].astype(np.float32).mean(0)
+    shift = np.clip(shift, -MAX_COLOUR_SHIFT, MAX_COLOUR_SHIFT)
+    out = restored.astype(np.float32)
+    out[region] += shift
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def _poisson(back: np.ndarray, win: np.ndarray, sel: np.ndarray) -> np.ndarray | None:
+    """``back`` cloned into ``win`` inside ``sel`` (bool) by Poisson blending (OpenCV's seamlessClone):
+    the boundary takes the photo's colours, the inside keeps the restoration's gradients. None when the
+    window is too large or the region touches its edge."""
+    h, w = sel.shape
+    if max(h, w) > SEAMLESS_MAX_SIDE or not sel.any() or sel[0].any() or sel[-1].any() \
+            or sel[:, 0].any() or sel[:, -1].any():
+        return None
+    ys, xs = np.nonzero(sel)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    # seamlessClone puts the mask's bounding box of ``back`` at ``center - size // 2`` in ``win``:
+    # this centre leaves it where it is
+    center = (int(x0 + (x1 - x0) // 2), int(y0 + (y1 - y0) // 2))
+    mask = sel.astype(np.uint8) * 255
+    try:
+        bgr = cv2.seamlessClone(np.ascontiguousarray(back[..., ::-1]), np.ascontiguousarray(win[..., ::-1]),
+                                mask, center, cv2.NORMAL_CLONE)
+    except cv2.error:
+        return None
+    return bgr[..., ::-1]
 
 
 def unmask_face(photo: np.ndarray, landmarks: np.ndarray, model: Unmasker, user_mask: np.ndarray | None = None,
@@ -254,52 +356,76 @@ def unmask_face(photo: np.ndarray, landmarks: np.ndarray, model: Unmasker, user_
                 segmenter: Unmasker | None = None) -> FaceResult:
     """Restore one face of ``photo`` (H, W, 3 uint8) given its 68 ``landmarks`` (photo pixels).
 
-    Everything at photo resolution happens in the window the face's crop covers (grown by the blend
-    margin), so time and memory follow the face, not the photo."""
+    The face is aligned at ``max(model size, WORK_MIN_PX)``; the model restores it at its own size and
+    its output is upsampled into that crop. The region is the user's mask (exact), else the segmenter's
+    prediction cleaned at photo resolution (:func:`clean_region`), else the lower face. The restoration
+    is colour-matched to the skin around the region (:func:`match_colour`) and Poisson-blended into the
+    photo inside the region grown by the blend margin; every pixel farther out is the input's, bit for
+    bit. Everything at photo resolution happens in the window the face's crop covers, so time and memory
+    follow the face, not the photo."""
     h, w = photo.shape[:2]
     size = model.size
+    work = max(size, WORK_MIN_PX)
     with np.errstate(all="ignore"):
         quad = ffhq_quad(landmarks)
     if not np.isfinite(quad).all() or np.hypot(*(quad[3] - quad[0])) < 1.0:
         raise UnmaskError("landmarks give a degenerate face crop")
-    scale = float(np.hypot(*(quad[3] - quad[0]))) / size          # photo px per crop px
+    side = float(np.hypot(*(quad[3] - quad[0])))
+    if side < MIN_FACE_PX:
+        raise FaceTooSmall(f"face too small: its crop is {side:.0f} px a side in the photo, need {MIN_FACE_PX}")
+    scale = side / size                                            # photo px per model px
     dilate = dilate_px if dilate_px is not None else max(2, int(round(2 * scale)))
     feather = feather_px if feather_px is not None else max(1.0, 1.5 * scale)
-    margin = dilate + int(np.ceil(4 * feather)) + 2
+    margin = dilate + int(np.ceil(4 * feather)) + int(np.ceil((RIM_FRAC + RING_FRAC) * side)) + 4
     x0, y0 = np.maximum(np.floor(quad.min(axis=0)).astype(int) - margin, 0)
     x1, y1 = np.minimum(np.ceil(quad.max(axis=0)).astype(int) + margin + 1, (w, h))
     if x1 <= x0 or y1 <= y0:
         raise UnmaskError("the face's crop lies outside the photo")
     win_w, win_h = int(x1 - x0), int(y1 - y0)
-    aligned = align_image(photo, landmarks, size)
-    m = crop_to_photo(quad, size)
+    aligned = align_image(photo, landmarks, work)
+    m = crop_to_photo(quad, work)
     m[:, 2] -= (x0, y0)                          # crop pixels -> window pixels
+    warp_in = lambda a: cv2.warpAffine(a.astype(np.uint8), m, (work, work),  # noqa: E731
+                                       flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+                                       borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+    warp_out = lambda a: cv2.warpAffine(a.astype(np.uint8), m, (win_w, win_h), flags=cv2.INTER_NEAREST,  # noqa: E731
+                                        borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
     win_mask = user_mask[y0:y1, x0:x1] if user_mask is not None else None
     if win_mask is not None:
-        region_crop = cv2.warpAffine(win_mask.astype(np.uint8), m, (size, size),
-                                     flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
-                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+        region_work = warp_in(win_mask)
     elif segmenter is not None:
-        seg_crop = aligned.image if segmenter.size == size else align_image(photo, landmarks, segmenter.size).image
-        region_crop = segmenter.segment(seg_crop, size)
+        seg_crop = aligned.image if segmenter.size == work else align_image(photo, landmarks, segmenter.size).image
+        region_work = segmenter.segment(seg_crop, work)
     else:
-        region_crop = lower_face_region(aligned.landmarks, size)
-    restored = model.restore(aligned.image, region_crop)
-    back = cv2.warpAffine(restored, m, (win_w, win_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    inside = cv2.warpAffine(np.ones((size, size), np.uint8), m, (win_w, win_h), flags=cv2.INTER_NEAREST,
-                            borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+        region_work = lower_face_region(aligned.landmarks, work)
+    inside = warp_out(np.ones((work, work), bool))
     if win_mask is not None:
         win_region = win_mask.astype(bool) & inside
+    elif segmenter is not None:
+        win_region = clean_region(warp_out(region_work), side) & inside
+        region_work = warp_in(win_region) | region_work
     else:
-        win_region = cv2.warpAffine(region_crop.astype(np.uint8), m, (win_w, win_h), flags=cv2.INTER_NEAREST,
-                                    borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
-    wgt = blend_weights(win_region, dilate, feather)
-    wgt[~inside] = 0.0          # only where the crop covers the photo
+        win_region = warp_out(region_work)
+    if work != size:
+        small = cv2.resize(aligned.image, (size, size), interpolation=cv2.INTER_AREA)
+        region_small = cv2.resize(region_work.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) > 0.25
+        restored = cv2.resize(model.restore(small, region_small), (work, work), interpolation=cv2.INTER_CUBIC)
+    else:
+        restored = model.restore(aligned.image, region_work)
+    back = cv2.warpAffine(restored, m, (win_w, win_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     out = photo.copy()
     win = out[y0:y1, x0:x1]
-    sel = wgt > 0
-    blended = wgt[sel, None] * back[sel].astype(np.float32) + (1 - wgt[sel, None]) * win[sel].astype(np.float32)
-    win[sel] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+    back = match_colour(back, win, win_region, inside, side)
+    grown = grow(win_region, dilate) & inside
+    cloned = _poisson(np.where(grown[..., None], back, win), win, grown)
+    if cloned is not None:
+        win[grown] = cloned[grown]
+    else:
+        wgt = blend_weights(win_region, dilate, feather)
+        wgt[~inside] = 0.0          # only where the crop covers the photo
+        sel = wgt > 0
+        blended = wgt[sel, None] * back[sel].astype(np.float32) + (1 - wgt[sel, None]) * win[sel].astype(np.float32)
+        win[sel] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
     region = np.zeros((h, w), bool)
     region[y0:y1, x0:x1] = win_region
     return FaceResult(out, region)
@@ -465,8 +591,10 @@ def side_by_side(photo: np.ndarray, region: np.ndarray, output: np.ndarray) -> n
 
 
 def restore_photo(path: Path, model: Unmasker, user_mask: np.ndarray | None, segmenter: Unmasker | None,
-                  face_crop: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(photo, restored region, output) for one photo file; UnmaskError with the reason when it cannot."""
+                  face_crop: bool, skipped: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(photo, restored region, output) for one photo file, every face found restored; UnmaskError with
+    the reason when none can be. A face too small to restore is left as it is and its reason appended
+    to ``skipped``."""
     photo = load_rgb(path)
     if user_mask is not None and user_mask.shape != photo.shape[:2]:
         raise UnmaskError(f"mask is {user_mask.shape[1]}x{user_mask.shape[0]}, "
@@ -474,10 +602,18 @@ def restore_photo(path: Path, model: Unmasker, user_mask: np.ndarray | None, seg
     faces = find_faces(photo, face_crop)
     if not faces:
         raise UnmaskError("no face found")
-    out, regions = photo, np.zeros(photo.shape[:2], bool)
-    for lm in faces:
-        res = unmask_face(out, lm, model, user_mask, segmenter=segmenter)
+    out, regions, small = photo, np.zeros(photo.shape[:2], bool), []
+    for i, lm in enumerate(faces):
+        try:
+            res = unmask_face(out, lm, model, user_mask, segmenter=segmenter)
+        except FaceTooSmall as e:
+            small.append(f"face {i + 1} of {len(faces)} at ({lm[:, 0].mean():.0f}, {lm[:, 1].mean():.0f}): {e}")
+            continue
         out, regions = res.output, regions | res.region
+    if len(small) == len(faces):
+        raise UnmaskError("; ".join(small))
+    if skipped is not None:
+        skipped += small
     return photo, regions, out
 
 
@@ -500,8 +636,9 @@ def infer(src: str | os.PathLike, out_dir: str | os.PathLike, model: Unmasker, m
     try:
         for path in tqdm(photos, desc="infer", unit="photo", disable=None if progress else True):
             name = str(path)
+            small: list[str] = []
             try:
-                photo, regions, out = restore_photo(path, model, user_mask, segmenter, face_crop)
+                photo, regions, out = restore_photo(path, model, user_mask, segmenter, face_crop, small)
             except UnmaskError as e:          # a bad image, no face, a mask of the wrong size
                 log.add(name, str(e).removeprefix(f"{path}: "))
                 continue
@@ -517,6 +654,8 @@ def infer(src: str | os.PathLike, out_dir: str | os.PathLike, model: Unmasker, m
                 continue
             write_png(target, side_by_side(photo, regions, out) if side else out)
             written += 1
+            for reason in small:          # restored, but with a face left as it was
+                log.add(name, reason)
     except BaseException:
         try:
             log.write()     # what was rejected before the stop (Ctrl-C, a full disk) stays listed
