@@ -321,18 +321,27 @@ def match_colour(restored: np.ndarray, photo: np.ndarray, region: np.ndarray, in
                  crop_side: float) -> np.ndarray:
     """``restored`` (window, uint8) with its region's colour shifted, per channel, so that the region's
     border band has the mean of the photo's skin ring just outside it (at most
-    :data:`MAX_COLOUR_SHIFT` levels); the photo's own pixels are not changed."""
-    ring_w = max(2, int(round(RING_FRAC * crop_side)))
-    band_w = max(1, ring_w // 2)
-    outside = grow(region, ring_w) & ~grow(region, 1) & inside
-    band = region & grow(~region, band_w)
+    :data:`MAX_COLOUR_SHIFT` levels); the photo's own pixels are not changed. The means are taken on a
+    copy reduced to about 1024 px a side, so a large face costs no more than a small one."""
+    f = max(1, int(np.ceil(max(region.shape) / 1024)))
+    if f > 1:
+        size = (max(1, region.shape[1] // f), max(1, region.shape[0] // f))
+        small = lambda a, how: cv2.resize(a, size, interpolation=how)   # noqa: E731
+        r_s = small(region.astype(np.uint8), cv2.INTER_NEAREST).astype(bool)
+        in_s = small(inside.astype(np.uint8), cv2.INTER_NEAREST).astype(bool)
+        rest_s, photo_s, side_s = small(restored, cv2.INTER_AREA), small(photo, cv2.INTER_AREA), crop_side / f
+    else:
+        r_s, in_s, rest_s, photo_s, side_s = region, inside, restored, photo, crop_side
+    ring_w = max(2, int(round(RING_FRAC * side_s)))
+    outside = grow(r_s, ring_w) & ~grow(r_s, 1) & in_s
+    band = r_s & grow(~r_s, max(1, ring_w // 2))
     if outside.sum() < 8 or band.sum() < 8:
         return restored
-    shift = photo[outside].astype(np.float32).mean(0) - restored[band].astype(np.float32).mean(0)
+    shift = photo_s[outside].astype(np.float32).mean(0) - rest_s[band].astype(np.float32).mean(0)
     shift = np.clip(shift, -MAX_COLOUR_SHIFT, MAX_COLOUR_SHIFT)
-    out = restored.astype(np.float32)
-    out[region] += shift
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+    out = restored.copy()
+    out[region] = np.clip(np.round(out[region].astype(np.float32) + shift), 0, 255).astype(np.uint8)
+    return out
 
 
 def _poisson(back: np.ndarray, win: np.ndarray, sel: np.ndarray) -> np.ndarray | None:
@@ -422,8 +431,10 @@ def unmask_face(photo: np.ndarray, landmarks: np.ndarray, model: Unmasker, user_
     out = photo.copy()
     win = out[y0:y1, x0:x1]
     back = match_colour(back, win, win_region, inside, side)
-    grown = grow(win_region, dilate) & inside
-    cloned = _poisson(np.where(grown[..., None], back, win), win, grown)
+    cloned = None
+    if max(win_w, win_h) <= SEAMLESS_MAX_SIDE:
+        grown = grow(win_region, dilate) & inside
+        cloned = _poisson(np.where(grown[..., None], back, win), win, grown)
     if cloned is not None:
         win[grown] = cloned[grown]
     else:
