@@ -18,6 +18,7 @@ from unmask.data.schema import SPLIT
 from unmask.data.sources import download_source
 from unmask.data.synthesize import synthesize_dataset
 from unmask.errors import UnmaskError
+from unmask.io.images import decode_png
 from unmask.io.shards import ShardWriter, iter_rows
 
 
@@ -44,10 +45,16 @@ def prepare_real_test(folder: str | os.PathLike, work: str | os.PathLike, align:
     rep = align_dataset(work / "raw", work / "aligned", align, progress=progress)
     synthesize_dataset(work / "aligned", work / "synth", synthesize, seed, progress=progress)
     writer = ShardWriter(work / "test", SPLIT)
-    n = 0
+    n, empty = 0, 0
     for row in iter_rows(work / "synth"):
+        if not decode_png(row["mask"]).any():     # nothing drawn (a face turned away): no masked metric
+            empty += 1
+            continue
         row["split"], row["domain"] = "test", "paired"
         writer.write(row)
         n += 1
     writer.close()
-    return RealTestFaces(work / "test", src.n_images, rep.n_aligned, n, dict(rep.reasons))
+    rejected = dict(rep.reasons)
+    if empty:
+        rejected["empty mask"] = empty
+    return RealTestFaces(work / "test", src.n_images, rep.n_aligned, n, rejected)
