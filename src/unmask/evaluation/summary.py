@@ -8,7 +8,8 @@ configurations differ. The rules therefore hold with so few seeds:
 
 * **Beats a baseline** (:func:`beats_mark`): the no-training baselines are deterministic, so a
   configuration beats one on a metric when *every* seed does (✓), loses when no seed does (✗), and is
-  undecided when its seeds disagree (~).
+  undecided when its seeds disagree (~). A seed beats the baseline only when it is better by more than
+  :data:`TIE_REL` of the baseline's value: a model that returns its input (0.00004 dB above it) ties.
 * **Differs beyond seed noise** (:func:`compare_seeds`): two configurations differ only when their
   seed ranges do not overlap (every seed of one better than every seed of the other). Under the null
   that the seeds of both are exchangeable, that happens by chance with probability
@@ -34,6 +35,7 @@ from unmask.io.atomic import write_text
 METRICS_FILE = "metrics.json"
 BEATS, LOSES, MIXED = "✓", "✗", "~"
 MIN_SEEDS = 2   # a configuration needs a seed range (two seeds or more) for the non-overlap rule
+TIE_REL = 1e-3  # closer to a baseline than this share of its value is a tie, not a win (0.017 dB at 17 dB)
 
 Values = dict[str, dict[str, list[float]]]   # label -> metric -> finite per-seed values
 
@@ -66,12 +68,18 @@ def _better(a: float, b: float, higher: bool) -> bool:
     return a > b if higher else a < b
 
 
+def _beats(a: float, baseline: float, higher: bool) -> bool:
+    """``a`` better than ``baseline`` by more than :data:`TIE_REL` of the baseline's magnitude."""
+    margin = TIE_REL * abs(baseline)
+    return a > baseline + margin if higher else a < baseline - margin
+
+
 def beats_mark(values: Sequence[float], baseline: float, higher: bool) -> str | None:
-    """✓ when every seed is strictly better than the (deterministic) baseline, ✗ when none is, ~ when
-    the seeds disagree; None when there is no seed or no baseline value."""
+    """✓ when every seed is better than the (deterministic) baseline beyond a tie (:data:`TIE_REL`), ✗ when
+    none is, ~ when the seeds disagree; None when there is no seed or no baseline value."""
     if not values or not is_finite(baseline):
         return None
-    wins = sum(_better(v, baseline, higher) for v in values)
+    wins = sum(_beats(v, baseline, higher) for v in values)
     return BEATS if wins == len(values) else LOSES if wins == 0 else MIXED
 
 

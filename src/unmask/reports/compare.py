@@ -13,6 +13,7 @@ import pandas as pd
 from unmask.catalog.metrics import HIGHER_IS_BETTER, SPECS
 from unmask.evaluation.summary import (BEATS, LOSES, MIN_SEEDS, MIXED, Values, is_finite, baseline_values,
                                        beats_mark, compare_seeds, false_positive_rate, measured_metrics,
+                                       TIE_REL,
                                        seed_values)
 
 # the metrics a beats-baseline table always shows when they were measured
@@ -76,15 +77,25 @@ def beats_section(eval_df: pd.DataFrame, shown: Sequence[str], row_names: Callab
     if missing:
         lines.append(f"- ({missing} {what.removesuffix('s') if missing == 1 else what} without results on "
                      f"{_short(headline_metric)} {'is' if missing == 1 else 'are'} not counted)")
-    cols = [f"{_short(m)} {'↑' if m in HIGHER_IS_BETTER else '↓'} vs {_label(name)}" for name in baselines for m in metrics]
-    lines += ["", "| configuration | " + " | ".join(cols) + " |", "|---|" + ":---:|" * len(cols)]
+    lines += ["", "Per configuration, against each baseline (metrics: " + ", ".join(_short(m) for m in metrics) + "):", ""]
     for label in values:
-        marks = [beats_mark(values[label].get(m, []), base.get(m, math.nan), m in HIGHER_IS_BETTER) or "–"
-                 for base in baselines.values() for m in metrics]
-        lines.append(f"| {row_names(label)} | " + " | ".join(marks) + " |")
-    lines += ["", f"{BEATS}: every seed of the configuration is better than the baseline; {LOSES}: no seed is "
-              f"(each is worse or equal); {MIXED}: the seeds disagree; –: not measured. The baselines fill the "
-              "mask without training and are deterministic, so one number per baseline is compared with each seed."]
+        parts = []
+        for name, base in baselines.items():
+            marks = {m: beats_mark(values[label].get(m, []), base.get(m, math.nan), m in HIGHER_IS_BETTER)
+                     for m in metrics}
+            measured = [m for m in metrics if marks[m]]
+            if not measured:
+                continue
+            if all(marks[m] == BEATS for m in measured):
+                parts.append(f"{_label(name)} {BEATS} all")
+                continue
+            groups = [(mark, [_short(m) for m in measured if marks[m] == mark]) for mark in (BEATS, MIXED, LOSES)]
+            parts.append(f"{_label(name)} " + " ".join(f"{mark} {', '.join(ms)}" for mark, ms in groups if ms))
+        lines.append(f"- {row_names(label)}: " + ("; ".join(parts) if parts else "not measured"))
+    lines += ["", f"{BEATS}: every seed of the configuration is better than the baseline by more than "
+              f"{TIE_REL:.1%} of the baseline's value; {LOSES}: no seed is (each is worse, equal or within that); "
+              f"{MIXED}: the seeds disagree. The baselines fill the mask without training and are deterministic, "
+              "so one number per baseline is compared with each seed."]
     return lines
 
 
