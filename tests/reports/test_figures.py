@@ -190,3 +190,19 @@ def test_learning_curves_draw_the_same_picture_whatever_ray_named_the_trials(tmp
         labels = {ids[0]: "cell=a seed=0", ids[1]: "cell=b seed=0"}
         pngs.append(learning_curves(path, tmp_path / f"c{i}.png", labels).read_bytes())
     assert pngs[0] == pngs[1]
+
+
+def test_the_index_names_a_best_only_when_it_is_ahead_beyond_noise():
+    from unmask.reports.figures import _headline
+
+    def df(cells):
+        return pd.DataFrame([{"role": "trial", "cell_label": c, "test_psnr": v} for c, vs in cells.items() for v in vs])
+
+    clear = df({"a": [25.0, 25.2], "b": [20.0, 20.5], "c": [19.0, 19.1]})
+    assert _headline("psnr", (["a"], 25.1), clear) == ("- best PSNR (dB): a (25.1), ahead of every other beyond "
+                                                       "seed noise")
+    close = df({"a": [25.0, 25.2], "b": [24.9, 25.1], "c": [19.0, 19.1]})
+    assert _headline("psnr", (["a"], 25.1), close) == ("- PSNR (dB): no best beyond seed noise; the best mean a "
+                                                       "(25.1) is tied with b")
+    one_seed = df({"a": [25.0], "b": [20.0]})
+    assert "no best beyond seed noise" in _headline("psnr", (["a"], 25.0), one_seed)   # one seed cannot call

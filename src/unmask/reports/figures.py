@@ -254,6 +254,28 @@ def _trial_labels(study_dir: Path) -> dict[str, str]:
     return {str(r.trial_id): f"{r.cell_label} seed={r.seed}" for r in t.itertuples()}
 
 
+def _headline(metric: str, best: tuple[list[str], float], eval_df: pd.DataFrame) -> str:
+    """One index line: the best configuration on ``metric`` when it is ahead of every other beyond seed
+    noise, else the group tied with the best mean."""
+    from unmask.evaluation.summary import compare_seeds, seed_values
+
+    name = METRICS[metric][0]
+    labels, value = best
+    if len(labels) > 1:
+        return f"- {name}: tied at the best mean ({value:.4g}): {', '.join(labels)}"
+    values = seed_values(eval_df)
+    top = values.get(labels[0], {}).get(metric, [])
+    higher = METRICS[metric][1]
+    others = [lb for lb, v in values.items() if lb != labels[0] and v.get(metric)]
+    tied = [lb for lb in others if compare_seeds(top, values[lb][metric], higher) != 1]
+    if not others:
+        return f"- {name}: {labels[0]} ({value:.4g}), the only configuration measured"
+    if not tied:
+        return f"- best {name}: {labels[0]} ({value:.4g}), ahead of every other beyond seed noise"
+    return (f"- {name}: no best beyond seed noise; the best mean {labels[0]} ({value:.4g}) is tied with "
+            + ", ".join(tied))
+
+
 def write_reports(results_dir: str | os.PathLike, reports_dir: str | os.PathLike,
                   studies: Mapping[str, Any]) -> list[Path]:
     """For each study (name -> its params entry: ``title``, ``reference``, ``kinds``...) read
@@ -267,7 +289,9 @@ def write_reports(results_dir: str | os.PathLike, reports_dir: str | os.PathLike
              "Re-runs of the seeds' comparisons (seed 000's tables, seed 002's U-Net vs cGAN, seed 004's "
              "FD-StackGAN, seed 001's mask segmenter and coarse-to-fine inpainters; see each page for data "
              "source, image size, steps, seeds and CPU). "
-             "Headline: the best configuration per metric (mean over seeds).", ""]
+             "Headline per metric: a configuration is named best only when it is ahead of every other beyond "
+             "seed noise (every seed of it better than every seed of each other, the rule of each page); "
+             "otherwise the configurations tied with the best mean are listed.", ""]
     for name, study in studies.items():
         meta = _meta(name, study)
         study_dir = results_dir / name
@@ -342,7 +366,7 @@ def write_reports(results_dir: str | os.PathLike, reports_dir: str | os.PathLike
             index.append(_search_headline(trials, search))
         best = best_cells(eval_df)
         shown = shown_metrics(eval_df, meta)
-        index += [f"- best {METRICS[m][0]}: {', '.join(best[m][0])} ({best[m][1]:.4g})" for m in shown if m in best]
+        index += [_headline(m, best[m], eval_df) for m in shown if m in best]
         for m, notes in unmeasured(eval_df, shown).items():
             if m not in best:
                 index.append(f"- {METRICS[m][0]}: {notes[0] if notes else 'n/a'}")
