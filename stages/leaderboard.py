@@ -1,6 +1,7 @@
-"""DVC stage `leaderboard`: see `unmask.pipeline.run_leaderboard`.
+"""DVC stages `leaderboard` (one per entry of params.yaml's `leaderboard.champions`, `foreach` in
+dvc.yaml) and `leaderboard_baselines`: see `unmask.pipeline.run_leaderboard`.
 
-Usage: python stages/leaderboard.py
+Usage: python stages/leaderboard.py STUDY|baselines
 """
 
 import sys
@@ -8,4 +9,4 @@ import sys
 from unmask.cli import run_stage
 
 if __name__ == "__main__":
-    sys.exit(run_stage("leaderboard"))
+    sys.exit(run_stage("leaderboard", sys.argv[1:]))

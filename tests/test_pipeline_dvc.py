@@ -100,11 +100,22 @@ def test_full_repro_with_micro_studies_then_one_grid_change_reruns_that_study_on
                        "grid": {"discriminator.name": ["patchgan"]}, "seeds": [0, 1],
                        "baselines": ["input"], "reference": "paper_table7", "champions": ["micro_loss"]},
     }
+    params["studies"]["micro_seg"] = {
+        "title": "micro: segmenter", "kinds": ["surgical", "cloth", "n95", "kn95"], "metrics": ["dice"],
+        "train": {"framework": "segmenter", "generator": {"name": "unet", "depth": 2, "base_channels": 4,
+                                                          "norm": "batch", "out_channels": 1}},
+        "grid": {"weights": [{"dice": 1.0}]}, "seeds": [0], "baselines": ["lower_face"]}
     params["across"] = [{"study": "micro_disc", "reads": "micro_loss"}]
+    params["leaderboard"] = {"champions": ["micro_loss"], "mask_from": "micro_seg", "baselines": ["input", "telea"],
+                             "end_to_end_baselines": ["telea"], "kinds": ["surgical", "cloth", "n95", "kn95"],
+                             "image_size": 32}
     _write_params(tmp_path, params)
     out = _dvc(tmp_path, "repro")
-    assert _ran(out) == {*STAGES, "sweep@micro_loss", "sweep@micro_disc", "evaluate@micro_loss",
-                         "evaluate@micro_disc", "evaluate_across@0", "report"}
+    assert _ran(out) == {*STAGES, "sweep@micro_loss", "sweep@micro_disc", "sweep@micro_seg", "evaluate@micro_loss",
+                         "evaluate@micro_disc", "evaluate@micro_seg", "evaluate_across@0",
+                         "leaderboard@micro_loss", "leaderboard_baselines", "report"}
+    board = (tmp_path / "reports" / "leaderboard.md").read_text()
+    assert "Scoring size: **32 px**" in board and "`micro_loss`" in board and "`telea mask=predicted`" in board
     assert (tmp_path / "results" / "across" / "micro_disc" / "micro_loss" / "champion.parquet").is_file()
     assert "## Against other studies' champions" in (tmp_path / "reports" / "micro_disc.md").read_text()
     for study in ("micro_loss", "micro_disc"):
@@ -125,4 +136,5 @@ def test_full_repro_with_micro_studies_then_one_grid_change_reruns_that_study_on
     params["studies"]["micro_loss"]["grid"]["adv_loss"] = ["lsgan", "minimax"]
     _write_params(tmp_path, params)
     # micro_disc reads micro_loss's champion: measured again by its evaluate_across stage alone
-    assert _ran(_dvc(tmp_path, "repro")) == {"sweep@micro_loss", "evaluate@micro_loss", "evaluate_across@0", "report"}
+    assert _ran(_dvc(tmp_path, "repro")) == {"sweep@micro_loss", "evaluate@micro_loss", "evaluate_across@0",
+                                             "leaderboard@micro_loss", "report"}

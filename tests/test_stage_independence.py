@@ -38,11 +38,14 @@ def _outs_and_deps(project) -> list[str]:
             bodies = [(stage, {})]
         elif stage["foreach"] == "${studies}":
             bodies = [(stage["do"], {"${key}": k}) for k in params["studies"]]
+        elif stage["foreach"] == "${leaderboard.champions}":
+            bodies = [(stage["do"], {"${item}": k}) for k in params["leaderboard"]["champions"]]
         else:
             assert stage["foreach"] == "${across}"
             bodies = [(stage["do"], {"${item.study}": e["study"], "${item.reads}": e["reads"]})
                       for e in params["across"]]
         for body, subs in bodies:
+            subs = {**subs, "${leaderboard.mask_from}": params["leaderboard"]["mask_from"]}
             for entry in [*body.get("deps", []), *body.get("outs", []), *body.get("metrics", [])]:
                 path = entry if isinstance(entry, str) else next(iter(entry))
                 for k, v in subs.items():
@@ -95,7 +98,7 @@ def test_a_re_trained_champion_re_measures_the_stage_that_reads_it_alone(recorde
     reading = {f"evaluate_across@{i}" for i, e in enumerate(yaml.safe_load((ROOT / "params.yaml").read_text())["across"])
                if e["reads"] == "table4_approach"}
     assert reading == {"evaluate_across@0", "evaluate_across@5"}
-    assert changed == {"sweep@table4_approach", "evaluate@table4_approach", *reading, "leaderboard", "report"}
+    assert changed == {"sweep@table4_approach", "evaluate@table4_approach", *reading, "leaderboard@table4_approach", "report"}
 
 
 def test_evaluate_across_stages_name_the_files_of_the_study_they_read():

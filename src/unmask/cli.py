@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_parser(name, help=help_text, description=help_text)
     for name, (_, help_text) in STUDY_STAGES.items():
         stage = sub.add_parser(name, help=help_text, description=help_text)
-        stage.add_argument("study", help="a study name under `studies:` in params.yaml")
+        stage.add_argument("study", help="a study in `leaderboard.champions`, or 'baselines'" if name == "leaderboard"
+                           else "a study name under `studies:` in params.yaml")
         if name == ACROSS_STAGE:
             stage.add_argument("other", nargs="?", default=None,
                                help="the study it reads (default: each one its champions and mask_from name)")

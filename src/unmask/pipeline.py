@@ -202,9 +202,15 @@ def _evaluated(sp, results: Path) -> tuple[dict, list[str]]:
     return ready, missing
 
 
-def run_leaderboard(params: Params, root: Path = Path("."), progress: bool = True) -> Path:
-    """Measure ``params.yaml``'s ``leaderboard`` (every listed champion, end to end and the baselines on
-    the test faces) into ``results/leaderboard/``: replaced whole, or left as it was on failure."""
+BASELINES_PART = "baselines"   # the leaderboard part that measures the classical baselines
+
+
+def run_leaderboard(params: Params, part: str, root: Path = Path("."), progress: bool = True) -> Path:
+    """Measure one part of ``params.yaml``'s ``leaderboard`` on the test faces into
+    ``results/leaderboard/<part>/`` (replaced whole, or left as it was on failure): a champion study
+    (its champion's seeds, and end to end with ``mask_from``'s segmenter), or ``baselines`` (the
+    classical baselines, Telea end to end too). One DVC stage per part, so a re-trained champion
+    re-measures its own row alone."""
     from unmask.evaluation.leaderboard import LEADERBOARD_DIR, measure_leaderboard, write_leaderboard
     from unmask.studies import parse_study_params
 
@@ -212,14 +218,19 @@ def run_leaderboard(params: Params, root: Path = Path("."), progress: bool = Tru
     lb = sp.leaderboard
     if lb is None:
         raise UnmaskError(f"{params.source}: no `leaderboard` section (which champions to rank)")
-    out = root / RESULTS_DIR / LEADERBOARD_DIR
-    scores, info = measure_leaderboard(lb.champions, lb.baselines, lb.mask_from, lb.end_to_end_baselines,
+    if part != BASELINES_PART and part not in lb.champions:
+        raise UnmaskError(f"{params.source}: leaderboard.champions has no study {part!r} (have: "
+                          f"{', '.join(lb.champions)}; or {BASELINES_PART!r})")
+    champions = [] if part == BASELINES_PART else [part]
+    baselines = lb.baselines if part == BASELINES_PART else []
+    out = root / RESULTS_DIR / LEADERBOARD_DIR / part
+    scores, info = measure_leaderboard(champions, baselines, lb.mask_from, lb.end_to_end_baselines,
                                        root / RESULTS_DIR, root / SPLITS_DIR / "test", lb.kinds, lb.image_size,
                                        root, log=log.info if progress else (lambda s: None))
     info["data_source"] = params.data.source
     with atomic_dir(out) as tmp:
         write_leaderboard(scores, info, tmp)
-    log.info("leaderboard: %d rows on %d faces -> %s", len(info["methods"]), info["n_faces"], out)
+    log.info("leaderboard: %s: %d rows on %d faces -> %s", part, len(info["methods"]), info["n_faces"], out)
     return out
 
 
@@ -258,7 +269,7 @@ def run_benchmark_real(params: Params, folder: str | Path, root: Path = Path("."
                  faces.aligned, faces.faces, faces.rejected or "none")
         scores, info = measure_leaderboard(lb.champions, lb.baselines, lb.mask_from, lb.end_to_end_baselines,
                                            root / RESULTS_DIR, faces.test_dir, lb.kinds, lb.image_size, root,
-                                           log=log.info if progress else (lambda s: None))
+                                           log=log.info if progress else (lambda s: None))   # every part
         info.update({"folder": str(folder), "photos": faces.photos, "aligned": faces.aligned,
                      "rejected": faces.rejected})
         write_leaderboard(scores, info, tmp / "leaderboard")
@@ -313,7 +324,8 @@ def run_report(params: Params, root: Path = Path("."), progress: bool = True) ->
                 shutil.copy2(reports / name, tmp / name)
         written = write_reports(results, tmp, ready)
         if sp.leaderboard is not None and (results / LEADERBOARD_DIR).is_dir():
-            scores, info = load_leaderboard(results / LEADERBOARD_DIR)
+            scores, info = load_leaderboard(results / LEADERBOARD_DIR,
+                                            [*sp.leaderboard.champions, BASELINES_PART])
             written += render_leaderboard(scores, info, tmp, LEADERBOARD_PAGE,
                                           "Leaderboard: every paper's methods on the same synthetic test faces",
                                           _data_line(params, info), {n: s.title for n, s in sp.studies.items()})
@@ -368,8 +380,6 @@ STAGES = {
     "align": (run_align, "FFHQ-style alignment from 68 landmarks -> data/aligned/"),
     "synthesize": (run_synthesize, "draw occlusions with exact masks -> data/synth/"),
     "split": (run_split, "identity-disjoint train/val/test and unpaired domains -> data/splits/"),
-    "leaderboard": (run_leaderboard, "every listed champion, end to end and the baselines on the same test "
-                    "faces -> results/leaderboard/"),
     "report": (run_report, "comparison tables and figures of every study from results/ -> reports/"),
 }
 DATA_STAGES = ("download", "align", "synthesize", "split")
@@ -377,6 +387,8 @@ DATA_STAGES = ("download", "align", "synthesize", "split")
 STUDY_STAGES = {
     "sweep": (run_sweep, "run one study as a Ray Tune sweep tracked in MLflow -> results/STUDY/"),
     "evaluate": (run_evaluate, "re-compute a study's test metrics from its checkpoints, with baselines"),
+    "leaderboard": (run_leaderboard, "one part of the leaderboard (a champion study, end to end too, or "
+                    "'baselines') on the same test faces -> results/leaderboard/PART/"),
     "evaluate_across": (run_evaluate_across, "measure what a study reads of other studies' models (their "
                         "champions, its mask_from) on its test faces -> results/across/STUDY/OTHER/"),
 }

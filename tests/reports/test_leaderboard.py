@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from unmask.data.torch_datasets import PairedDataset, infinite_batches
+from unmask.errors import UnmaskError
 from unmask.evaluation.leaderboard import (PREDICTED, _outputs, _reference, masked_ssim, measure_leaderboard,
                                            score_faces)
 from unmask.metrics.image import compute_metrics
@@ -145,3 +146,20 @@ def test_real_photos_become_test_faces_scored_by_the_same_code_and_the_folder_is
     assert scores.groupby("method").size().to_dict() == {"inp": 2 * faces.faces, "input": faces.faces,
                                                          "telea": faces.faces}
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()} == before
+
+
+def test_the_report_joins_one_part_per_stage_and_refuses_parts_measured_on_other_faces(project, tmp_path):
+    from unmask.evaluation.leaderboard import load_leaderboard, write_leaderboard
+
+    root, splits, scores, info = project
+    for part, names in (("inp", ["inp", f"inp {PREDICTED}"]), ("baselines", ["input", "telea"])):
+        write_leaderboard(scores[scores["method"].isin(names)],
+                          {**info, "methods": [m for m in info["methods"] if m["name"] in names]}, tmp_path / part)
+    joined, joined_info = load_leaderboard(tmp_path, ["inp", "baselines"])
+    assert [m["name"] for m in joined_info["methods"]] == ["inp", f"inp {PREDICTED}", "input", "telea"]
+    assert len(joined) == len(scores[scores["method"].isin(["inp", f"inp {PREDICTED}", "input", "telea"])])
+    write_leaderboard(scores[scores["method"] == "input"], {**info, "n_faces": 3, "methods": []}, tmp_path / "other")
+    with pytest.raises(UnmaskError, match=r"other: measured on other test faces than .*n_faces differ"):
+        load_leaderboard(tmp_path, ["inp", "other"])
+    with pytest.raises(UnmaskError, match=r"missing/scores.parquet: missing; run the leaderboard stages"):
+        load_leaderboard(tmp_path, ["inp", "missing"])

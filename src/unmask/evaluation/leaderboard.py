@@ -279,12 +279,31 @@ def write_leaderboard(scores: pd.DataFrame, info: dict[str, Any], out_dir: str |
     return [out_dir / SCORES_FILE, out_dir / INFO_FILE]
 
 
-def load_leaderboard(out_dir: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Any]]:
+def load_leaderboard(out_dir: str | os.PathLike, parts: Sequence[str] | None = None
+                     ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """What :func:`write_leaderboard` wrote in ``out_dir``, or, with ``parts``, in each
+    ``out_dir/<part>/`` (one per leaderboard stage) joined in that order: the scores concatenated, the
+    methods listed part by part. The parts must have measured the same test faces."""
     out_dir = Path(out_dir)
-    for p in (out_dir / SCORES_FILE, out_dir / INFO_FILE):
-        if not p.is_file():
-            raise UnmaskError(f"{p}: missing; run the leaderboard stage first (dvc repro leaderboard)")
-    try:
-        return pd.read_parquet(out_dir / SCORES_FILE), json.loads((out_dir / INFO_FILE).read_text())
-    except (OSError, ValueError) as err:
-        raise UnmaskError(f"{out_dir}: not a leaderboard ({str(err).splitlines()[0]})") from None
+    dirs = [out_dir] if parts is None else [out_dir / p for p in parts]
+    frames, info = [], None
+    for d in dirs:
+        for p in (d / SCORES_FILE, d / INFO_FILE):
+            if not p.is_file():
+                raise UnmaskError(f"{p}: missing; run the leaderboard stages first (dvc repro)")
+        try:
+            scores, part = pd.read_parquet(d / SCORES_FILE), json.loads((d / INFO_FILE).read_text())
+        except (OSError, ValueError) as err:
+            raise UnmaskError(f"{d}: not a leaderboard ({str(err).splitlines()[0]})") from None
+        if info is None:
+            info = {**part, "methods": list(part["methods"])}
+        else:
+            same = ("scoring_size", "n_faces", "kinds", "test_dir")
+            if any(part.get(k) != info.get(k) for k in same):
+                raise UnmaskError(f"{d}: measured on other test faces than {dirs[0]} "
+                                  f"({', '.join(k for k in same if part.get(k) != info.get(k))} differ); "
+                                  "re-run the leaderboard stages")
+            info["methods"] += part["methods"]
+            info["segmenter"] = info.get("segmenter") or part.get("segmenter")
+        frames.append(scores)
+    return pd.concat(frames, ignore_index=True), info
