@@ -263,8 +263,12 @@ def run_benchmark_real(params: Params, folder: str | Path, root: Path = Path("."
         if src == mine or mine in src.parents or src in mine.parents:
             raise UnmaskError(f"{folder}: overlaps {mine}, which benchmark-real replaces; give a folder of "
                               "photos elsewhere")
-    with atomic_dir(out) as tmp:
-        faces = prepare_real_test(folder, tmp, params.align, synth, params.seed, limit, progress)
+    # the data steps replace their own folders atomically, which cannot happen inside another atomic
+    # folder (both lock it): they run in a plain working folder, moved into place whole at the end
+    (root / RESULTS_DIR).mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".benchmark_real-work-", dir=root / RESULTS_DIR))
+    try:
+        faces = prepare_real_test(folder, work, params.align, synth, params.seed, limit, progress)
         log.info("benchmark-real: %d photos, %d aligned, %d test faces (rejected: %s)", faces.photos,
                  faces.aligned, faces.faces, faces.rejected or "none")
         scores, info = measure_leaderboard(lb.champions, lb.baselines, lb.mask_from, lb.end_to_end_baselines,
@@ -272,7 +276,12 @@ def run_benchmark_real(params: Params, folder: str | Path, root: Path = Path("."
                                            log=log.info if progress else (lambda s: None))   # every part
         info.update({"folder": str(folder), "photos": faces.photos, "aligned": faces.aligned,
                      "rejected": faces.rejected})
-        write_leaderboard(scores, info, tmp / "leaderboard")
+        write_leaderboard(scores, info, work / "leaderboard")
+        with atomic_dir(out) as tmp:
+            for child in work.iterdir():
+                os.replace(child, tmp / child.name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     reports = root / REPORTS_DIR
     reports.mkdir(parents=True, exist_ok=True)
     line = (f"{faces.photos} real unmasked photos of `{Path(folder).name}/` ({faces.aligned} aligned at "

@@ -163,3 +163,33 @@ def test_the_report_joins_one_part_per_stage_and_refuses_parts_measured_on_other
         load_leaderboard(tmp_path, ["inp", "other"])
     with pytest.raises(UnmaskError, match=r"missing/scores.parquet: missing; run the leaderboard stages"):
         load_leaderboard(tmp_path, ["inp", "missing"])
+
+
+def test_the_benchmark_real_command_runs_end_to_end_and_writes_the_real_leaderboard(project, tmp_path):
+    """The whole `run_benchmark_real` (its data steps inside the project's results/), with params naming
+    the tiny trained studies; skips without ../shared."""
+    import shutil
+
+    from tests.conftest import shared_dir
+    from unmask.config import parse_params
+    from unmask.pipeline import run_benchmark_real
+
+    root, splits, _, _ = project
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for p in sorted(shared_dir("faces", "unmasked-crops").glob("*.png"))[:6]:
+        shutil.copy(p, folder / p.name)
+    params = parse_params({
+        "align": {"size": SCORE_AT},
+        "tracking": {"uri": "sqlite:///mlflow.db"},
+        "studies": {"inp": {"train": INPAINTER}, "cyc": {"train": {"framework": "cyclegan"}},
+                    "seg": {"train": {"framework": "segmenter", "generator": {"name": "unet", "out_channels": 1}},
+                            "metrics": ["dice"]}},
+        "leaderboard": {"champions": ["inp"], "mask_from": "seg", "baselines": ["input", "telea"],
+                        "kinds": ["surgical", "cloth"], "image_size": SCORE_AT}})
+    written = run_benchmark_real(params, folder, root, progress=False)
+    assert [p.name for p in written] == ["leaderboard_real.md", "leaderboard_real.png"]
+    text = (root / "reports" / "leaderboard_real.md").read_text()
+    assert "6 real unmasked photos of `photos/`" in text and "`inp mask=predicted`" in text
+    assert (root / "results" / "benchmark_real" / "leaderboard" / "scores.parquet").is_file()
+    assert not list((root / "results").glob(".benchmark_real*"))          # no working folder left behind
