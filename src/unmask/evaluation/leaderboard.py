@@ -169,11 +169,21 @@ def _reference(test_dir, kinds, size: int) -> _Reference:
                       torch.stack([it["mask"] for it in items]).float())
 
 
+def _test_faces(trainer: Trainer, test_dir, kinds, size: int):
+    """The test faces with the fields ``trainer`` trains on; where the data has none of some (real photos
+    carry no parsing map), the paired fields alone: a configuration that runs on a photo restores from
+    the image and the mask."""
+    try:
+        return test_set(test_dir, kinds, size, tuple(dict.fromkeys([*PAIRED_FIELDS, *trainer.FIELDS])))
+    except UnmaskError:
+        return test_set(test_dir, kinds, size, PAIRED_FIELDS)
+
+
 def _outputs(trainer: Trainer, test_dir, kinds, size: int, ref: _Reference, model_mask: Optional[torch.Tensor],
              batch_size: int) -> torch.Tensor:
     """``trainer``'s restorations of the test faces at its ``size``, resized to the scoring size and,
     for a mask-taking model, pasted into the input inside the mask it was given."""
-    ds = test_set(test_dir, kinds, size, tuple(dict.fromkeys([*PAIRED_FIELDS, *trainer.FIELDS])))
+    ds = _test_faces(trainer, test_dir, kinds, size)
     ids = [ds.dataset.image_ids[i] for i in ds.indices]
     if ids != ref.image_ids:
         raise UnmaskError(f"{test_dir}: the test faces differ between {size} px and the scoring size")
@@ -240,8 +250,7 @@ def measure_leaderboard(champions: Sequence[str], baselines: Sequence[str], mask
                 main.model_input = e2e.model_input = trainer.model_input
                 main.parameters = count_parameters(trainer.generators)
                 e2e.parameters = main.parameters + seg_params
-                sample = next(iter(batches(test_set(test_dir, kinds, tsize, tuple(dict.fromkeys(
-                    [*PAIRED_FIELDS, *trainer.FIELDS]))), TIMING_FACES)))
+                sample = next(iter(batches(_test_faces(trainer, test_dir, kinds, tsize), TIMING_FACES)))
                 inputs = trainer.inputs(sample)
                 main.seconds_per_face = _time_per_face(lambda: trainer.translate(*inputs), len(sample["occluded"]))
                 e2e.seconds_per_face = main.seconds_per_face + seg_seconds
