@@ -428,12 +428,15 @@ class StudiesParams(_Section):
                 raise ValueError(f"leaderboard.champions[{i}]: {name!r} is not a study that restores faces "
                                  f"(have: {', '.join(have) or 'none'})")
         if lb.mask_from is not None:
-            seg = self.studies.get(lb.mask_from)
-            if seg is None or not seg.finds_masks():
-                have = [n for n, s in self.studies.items() if s.finds_masks()]
-                raise ValueError(f"leaderboard.mask_from: {lb.mask_from!r} is not a segmentation study "
-                                 f"(have: {', '.join(have) or 'none'})")
+            self._check_segmenter("leaderboard.mask_from", lb.mask_from)
         return self
+
+    def _check_segmenter(self, key: str, name: str) -> None:
+        """ValueError naming ``key`` unless study ``name`` is a segmentation study."""
+        seg = self.studies.get(name)
+        if seg is None or not seg.finds_masks():
+            have = [n for n, s in self.studies.items() if s.finds_masks()]
+            raise ValueError(f"{key}: {name!r} is not a segmentation study (have: {', '.join(have) or 'none'})")
 
     @model_validator(mode="after")
     def _sizes_and_links(self) -> "StudiesParams":
@@ -449,11 +452,7 @@ class StudiesParams(_Section):
                     raise ValueError(f"studies.{name}.champions: {other!r} is not another study "
                                      f"(have: {', '.join(n for n in self.studies if n != name)})")
             if study.mask_from is not None:
-                seg = self.studies.get(study.mask_from)
-                if seg is None or not seg.finds_masks():
-                    have = [n for n, s in self.studies.items() if s.finds_masks()]
-                    raise ValueError(f"studies.{name}.mask_from: {study.mask_from!r} is not a segmentation "
-                                     f"study (have: {', '.join(have) or 'none'})")
+                self._check_segmenter(f"studies.{name}.mask_from", study.mask_from)
             if study.scored_by is not None:
                 parser = self.studies.get(study.scored_by)
                 if parser is None or parser.output() != "parsing" or study.output() not in ("portrait", "image"):
